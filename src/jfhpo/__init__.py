@@ -1,0 +1,5 @@
+"""jfhpo: joint-fidelity hyperparameter optimization for LLM reinforcement learning."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
