@@ -91,6 +91,12 @@ class Backend(abc.ABC):
         """Train ``task`` and return its outcome. Exceptions mark the segment failed."""
 
     @classmethod
+    def recipe(cls) -> dict[str, Any]:
+        """The configuration a practitioner would start from (the no-search baseline). The
+        backend fills every key a configuration leaves out from here."""
+        return {}
+
+    @classmethod
     def example_study(cls) -> str:
         """A commented example study file for ``jfhpo init --workload NAME``."""
         raise NotImplementedError
