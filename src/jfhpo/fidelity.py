@@ -104,7 +104,7 @@ class StepBudget:
         """Step rungs max, max/eta, max/eta^2, ... down to min (ascending)."""
         out = [self.max_steps]
         while True:
-            nxt = int(round(out[-1] / self.eta))
+            nxt = round(out[-1] / self.eta)
             if nxt < self.min_steps or nxt == out[-1]:
                 break
             out.append(nxt)

@@ -133,7 +133,7 @@ class CategoricalParam:
 
     def _index(self, value: Any) -> int:
         for i, c in enumerate(self.choices):
-            if c == value and type(c) is type(value) or repr(c) == repr(value):
+            if (c == value and type(c) is type(value)) or repr(c) == repr(value):
                 return i
         raise SpaceError(
             f"parameter '{self.name}': {value!r} is not one of {list(self.choices)}"

@@ -7,7 +7,7 @@ and seed always give the same decision.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,7 @@ class StudyView:
     seed: int
     objective: str
     runs: tuple[RunRecord, ...]
-    observations: Mapping[int, tuple[Observation, ...]] = field(default_factory=dict)
+    observations: Mapping[int, Sequence[Observation]] = field(default_factory=dict)
     budget_total: float = float("inf")
     budget_spent: float = 0.0
     n_suggestions: int = 0  # suggestions made so far: seeds the next decision's RNG

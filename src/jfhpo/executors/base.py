@@ -1,0 +1,78 @@
+"""The executor contract: move segments to workers and events back. No search logic here.
+
+The tuner submits ``SegmentTask``s, reads events with ``next_event`` and answers every
+``ObservationEvent`` with ``verdict`` (the worker waits for it, which makes the step at which a
+stop takes effect deterministic: the segment ends right after the observation that fired a rule).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from jfhpo.backends.base import SegmentOutcome, SegmentTask
+from jfhpo.fidelity import ModelRung
+from jfhpo.records import Verdict
+
+
+@dataclass(frozen=True)
+class ObservationEvent:
+    segment_id: int
+    step: int
+    metrics: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    segment_id: int
+    outcome: SegmentOutcome
+    wall: float  # wall-clock seconds in the worker
+
+
+@dataclass(frozen=True)
+class FailedEvent:
+    segment_id: int
+    error: str  # traceback or cause, in words
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    message: str
+
+
+@dataclass(frozen=True)
+class PreparedEvent:
+    model: str
+    error: str | None = None
+
+
+Event = ObservationEvent | DoneEvent | FailedEvent | ProgressEvent | PreparedEvent
+
+
+class Executor(abc.ABC):
+    """Runs segments somewhere (local processes, Ray actors) and reports what happens."""
+
+    @abc.abstractmethod
+    def free_slots(self) -> int:
+        """How many more segments can start now."""
+
+    @abc.abstractmethod
+    def submit(self, task: SegmentTask) -> None:
+        """Start ``task`` on a free worker."""
+
+    @abc.abstractmethod
+    def verdict(self, segment_id: int, verdict: Verdict) -> None:
+        """Answer the last observation of ``segment_id``."""
+
+    @abc.abstractmethod
+    def next_event(self, timeout: float) -> Event | None:
+        """The next event, or None after ``timeout`` seconds without one."""
+
+    @abc.abstractmethod
+    def prepare(self, rungs: Sequence[ModelRung], cache_dir: str) -> None:
+        """Ask workers to prepare each rung (one ``PreparedEvent`` per rung follows)."""
+
+    @abc.abstractmethod
+    def shutdown(self) -> None:
+        """Stop every worker."""

@@ -1,0 +1,1 @@
+"""Reports of a study: text status tables and JSON summaries."""

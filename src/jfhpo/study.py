@@ -1,0 +1,311 @@
+"""Study: the state of a search, rebuilt from its SQLite file and kept current in memory.
+
+Every change goes to storage first and then to the in-memory mirror, so the mirror is always what
+a fresh ``Study.open`` would rebuild. Decision logic gets a ``StudyView`` from ``view()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from jfhpo.fidelity import ModelLadder, StepBudget
+from jfhpo.records import (
+    Observation,
+    Phase,
+    RunRecord,
+    SegmentRecord,
+    SegmentStatus,
+    StopReason,
+)
+from jfhpo.space import SearchSpace
+from jfhpo.spec import StudySpec, parse_spec
+from jfhpo.storage import Storage, StorageError
+from jfhpo.view import StudyView, TransferRecord
+
+DB_NAME = "study.sqlite"
+
+
+@dataclass
+class _Run:
+    run_id: int
+    suggestion_id: int
+    config: dict[str, Any]
+    model: str
+    phase: Phase
+    seed: int
+    segments: list[SegmentRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SuggestionRow:
+    """A stored decision: start a run, or extend one."""
+
+    suggestion_id: int
+    kind: str  # "start" | "extend"
+    steps: int
+    phase: Phase
+    run_id: int | None
+    config: Mapping[str, Any] | None
+    model: str | None
+
+
+class Study:
+    """A study folder: ``study.sqlite`` plus ``checkpoints/``."""
+
+    def __init__(self, folder: Path, storage: Storage, spec: StudySpec, objective: str) -> None:
+        self.folder = folder
+        self.storage = storage
+        self.spec = spec
+        self.objective = objective
+        self.sign = 1.0 if spec.objective.mode == "max" else -1.0
+        self.space: SearchSpace = spec.search_space()
+        self.ladder: ModelLadder = spec.ladder()
+        self.steps: StepBudget = spec.step_budget()
+        self.suggestions: list[SuggestionRow] = []
+        self.runs: dict[int, _Run] = {}
+        self.segments: dict[int, SegmentRecord] = {}
+        self.obs: dict[int, list[Observation]] = {}  # run_id -> observations (live segments only)
+        self.checkpoints: dict[tuple[int, int], tuple[str, int]] = {}  # live ones: path, bytes
+        self.phase = Phase.SEARCH
+        self.transfer: tuple[TransferRecord, ...] = ()
+        self.warnings: list[str] = []
+        self._load()
+
+    # ---- creation and loading --------------------------------------------------------------
+    @classmethod
+    def create(cls, folder: str | Path, spec: StudySpec, objective: str) -> Study:
+        folder = Path(folder)
+        if (folder / DB_NAME).exists():
+            raise FileExistsError(
+                f"{folder} already holds a study; use `jfhpo resume {folder}` or another --out"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        storage = Storage(folder / DB_NAME, create=True)
+        storage.set_meta("spec", spec.to_yaml())
+        storage.set_meta("objective", objective)
+        storage.set_meta("phase", Phase.SEARCH.value)
+        storage.set_meta("wall_used", "0")
+        storage.add_event("created", {"name": spec.name, "seed": spec.seed})
+        return cls(folder, storage, spec, objective)
+
+    @classmethod
+    def open(cls, folder: str | Path) -> Study:
+        folder = Path(folder)
+        db = folder / DB_NAME
+        if not db.exists():
+            raise StorageError(f"{folder} is not a study folder (no {DB_NAME})")
+        storage = Storage(db)
+        meta = storage.meta()
+        spec = parse_spec(yaml.safe_load(meta["spec"]))
+        return cls(folder, storage, spec, meta["objective"])
+
+    def _load(self) -> None:
+        st = self.storage
+        meta = st.meta()
+        self.phase = Phase(meta.get("phase", "search"))
+        for r in st.rows("suggestions"):
+            self.suggestions.append(SuggestionRow(
+                r["id"], r["kind"], r["steps"], Phase(r["phase"]), r["run_id"],
+                st.loads(r["config"]), r["model"]))
+        for r in st.rows("runs"):
+            self.runs[r["id"]] = _Run(r["id"], r["suggestion_id"], st.loads(r["config"]),
+                                      r["model"], Phase(r["phase"]), r["seed"])
+        for r in st.rows("segments"):
+            seg = SegmentRecord(
+                r["id"], r["run_id"], r["suggestion_id"], r["start_step"], r["target_step"],
+                SegmentStatus(r["status"]), r["end_step"], r["score"], r["cost"],
+                StopReason(r["reason_rule"], r["reason_msg"]) if r["reason_rule"] else None,
+                r["error"],
+            )
+            self.segments[seg.segment_id] = seg
+        live = {s.segment_id for s in self.segments.values()
+                if s.status is not SegmentStatus.INTERRUPTED}
+        for r in st.rows("observations"):
+            if r["segment_id"] in live:
+                self.obs.setdefault(r["run_id"], []).append(
+                    Observation(r["run_id"], r["segment_id"], r["step"], st.loads(r["metrics"])))
+        for r in st.rows("checkpoints", order="run_id, step"):
+            if r["released"] is None:
+                self.checkpoints[(r["run_id"], r["step"])] = (r["path"], r["bytes"])
+        for r in st.rows("events"):
+            if r["kind"] == "warning":
+                self.warnings.append(st.loads(r["payload"])["message"])
+
+    # ---- writes (storage first, then the mirror) ------------------------------------------
+    def add_suggestion(self, kind: str, steps: int, phase: Phase, *, run_id: int | None = None,
+                       config: Mapping[str, Any] | None = None, model: str | None = None) -> int:
+        sid = self.storage.add_suggestion(kind, steps, phase.value, run_id=run_id, config=config,
+                                          model=model)
+        self.suggestions.append(SuggestionRow(sid, kind, steps, phase, run_id,
+                                              None if config is None else dict(config), model))
+        return sid
+
+    def add_run(self, suggestion_id: int, config: Mapping[str, Any], model: str,
+                phase: Phase) -> int:
+        seed = (self.spec.seed * 1_000_003 + len(self.runs) + 1) % (2**31 - 1)
+        rid = self.storage.add_run(suggestion_id, config, model, phase.value, seed)
+        self.runs[rid] = _Run(rid, suggestion_id, dict(config), model, phase, seed)
+        return rid
+
+    def add_segment(self, run_id: int, suggestion_id: int, start: int, target: int) -> int:
+        sid = self.storage.add_segment(run_id, suggestion_id, start, target,
+                                       int(SegmentStatus.QUEUED))
+        self.segments[sid] = SegmentRecord(sid, run_id, suggestion_id, start, target,
+                                           SegmentStatus.QUEUED)
+        return sid
+
+    def update_segment(self, segment_id: int, **fields: Any) -> None:
+        self.storage.update_segment(segment_id, **fields)
+        seg = self.segments[segment_id]
+        changes: dict[str, Any] = {}
+        for k, v in fields.items():
+            if k == "status":
+                changes["status"] = SegmentStatus(v)
+            elif k in ("end_step", "score", "cost", "error"):
+                changes[k] = v
+        if "reason_rule" in fields:
+            changes["reason"] = StopReason(fields["reason_rule"], fields.get("reason_msg", ""))
+        self.segments[segment_id] = dataclasses.replace(seg, **changes)
+
+    def add_observation(self, segment_id: int, step: int, metrics: Mapping[str, Any]) -> Observation:
+        seg = self.segments[segment_id]
+        clean = self.storage.add_observation(segment_id, seg.run_id, step, metrics)
+        ob = Observation(seg.run_id, segment_id, step, MappingProxyType(clean))
+        self.obs.setdefault(seg.run_id, []).append(ob)
+        return ob
+
+    def add_checkpoint(self, run_id: int, step: int, path: str, nbytes: int) -> None:
+        self.storage.add_checkpoint(run_id, step, path, nbytes)
+        self.checkpoints[(run_id, step)] = (path, nbytes)
+
+    def release_checkpoint(self, run_id: int, step: int) -> None:
+        self.storage.release_checkpoint(run_id, step)
+        self.checkpoints.pop((run_id, step), None)
+
+    def set_phase(self, phase: Phase) -> None:
+        self.storage.set_meta("phase", phase.value)
+        self.phase = phase
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.storage.add_event("warning", {"message": message})
+            self.warnings.append(message)
+
+    def mark_interrupted(self) -> list[SegmentRecord]:
+        """Segments left queued or running by a dead process: mark them interrupted, drop their
+        observations from the mirror (they stay in the file) and return them for a re-run."""
+        lost = [s for s in self.segments.values()
+                if s.status in (SegmentStatus.QUEUED, SegmentStatus.RUNNING)]
+        for s in lost:
+            self.update_segment(s.segment_id, status=int(SegmentStatus.INTERRUPTED))
+            self.obs[s.run_id] = [o for o in self.obs.get(s.run_id, [])
+                                  if o.segment_id != s.segment_id]
+        if lost:
+            self.storage.add_event("resumed", {"interrupted": [s.segment_id for s in lost]})
+        return sorted(lost, key=lambda s: s.segment_id)
+
+    # ---- derived state ---------------------------------------------------------------------
+    def budget_spent(self) -> float:
+        """Compute-seconds of every finished segment (interrupted ones are reported apart)."""
+        return float(sum(s.cost or 0.0 for s in self.segments.values()
+                         if s.status in (SegmentStatus.COMPLETED, SegmentStatus.STOPPED,
+                                         SegmentStatus.FAILED)))
+
+    def wall_used(self) -> float:
+        return float(self.storage.meta().get("wall_used", "0"))
+
+    def objective_value(self, metrics: Mapping[str, float]) -> float | None:
+        v = metrics.get(self.objective)
+        if v is None or not math.isfinite(v):
+            return None
+        return self.sign * float(v)
+
+    def run_record(self, run_id: int) -> RunRecord:
+        run = self.runs[run_id]
+        segs = sorted((s for s in self.segments.values() if s.run_id == run_id),
+                      key=lambda s: s.segment_id)
+        done = [s for s in segs if s.status in (SegmentStatus.COMPLETED, SegmentStatus.STOPPED)]
+        steps_done = max((s.end_step or 0 for s in done), default=0)
+        stopped = next((s.reason for s in done if s.status is SegmentStatus.STOPPED), None)
+        failed = bool(segs) and segs[-1].status is SegmentStatus.FAILED
+        pending = next((s.target_step for s in segs
+                        if s.status in (SegmentStatus.QUEUED, SegmentStatus.RUNNING)), None)
+        curve: dict[int, float] = {}
+        for ob in self.obs.get(run_id, []):
+            v = self.objective_value(ob.metrics)
+            if v is not None and ob.step <= max(steps_done, pending or 0):
+                curve[ob.step] = v
+        finished_curve = {k: v for k, v in curve.items() if k <= steps_done}
+        score = finished_curve.get(steps_done) if done else None
+        if score is None and done and finished_curve:
+            score = finished_curve[max(finished_curve)]
+        ck = [st for (rid, st) in self.checkpoints if rid == run_id]
+        return RunRecord(
+            run_id=run_id, config=MappingProxyType(run.config), model=run.model,
+            phase=run.phase, steps_done=steps_done, score=score,
+            cost=float(sum(s.cost or 0.0 for s in segs)), stopped=stopped, failed=failed,
+            pending_steps=pending, curve=tuple(sorted(curve.items())),
+            checkpoint_step=max(ck) if ck else None,
+        )
+
+    def view(self, workers: int = 1) -> StudyView:
+        runs = tuple(self.run_record(rid) for rid in sorted(self.runs))
+        costs = tuple(
+            (self.runs[s.run_id].model, (s.end_step or s.start_step) - s.start_step, s.cost or 0.0)
+            for s in sorted(self.segments.values(), key=lambda s: s.segment_id)
+            if s.status in (SegmentStatus.COMPLETED, SegmentStatus.STOPPED) and s.cost is not None
+        )
+        confirm_share = self.spec.confirm.fraction if self.spec.confirm.top_k > 0 else 0.0
+        total = self.spec.budget.seconds
+        search_total = total * (1.0 - confirm_share) if self.phase is Phase.SEARCH else total
+        return StudyView(
+            space=self.space, ladder=self.ladder, steps=self.steps, seed=self.spec.seed,
+            objective=self.objective, runs=runs,
+            observations=MappingProxyType(self.obs),  # live and read-only
+            budget_total=search_total, budget_spent=self.budget_spent(),
+            n_suggestions=len(self.suggestions), workers=workers, phase=self.phase,
+            transfer=self.transfer, segment_costs=costs,
+        )
+
+    def best(self) -> dict[str, Any] | None:
+        """The study's answer: the best confirmed run on the target at the full budget if any,
+        else the best run at the largest fidelity reached (with how it was reached)."""
+        records = [self.run_record(rid) for rid in sorted(self.runs)]
+        scored = [r for r in records if r.score is not None]
+        if not scored:
+            return None
+        confirmed = [r for r in scored if r.phase is Phase.CONFIRM]
+        pool = confirmed or scored
+        best = max(pool, key=lambda r: (self.ladder.index(r.model), r.steps_done, r.score or 0.0))
+        if confirmed:
+            how = (f"confirmed on the target {best.model} at {best.steps_done} steps "
+                   f"(best of {len(confirmed)} confirmation run(s))")
+        else:
+            how = (f"best search run at the largest fidelity reached ({best.model}, "
+                   f"{best.steps_done} steps); no confirmation on the target was run")
+        assert best.score is not None
+        return {
+            "config": dict(best.config), "score": self.sign * best.score,
+            "objective": self.objective, "model": best.model, "steps": best.steps_done,
+            "run_id": best.run_id, "how": how,
+            "target": self.ladder.target.name, "stopped": best.stopped is not None,
+        }
+
+    def close(self) -> None:
+        self.storage.close()
+
+    def touch_wall(self, seconds: float) -> None:
+        self.storage.set_meta("wall_used", repr(seconds))
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
