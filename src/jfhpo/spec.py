@@ -173,16 +173,22 @@ def build_space(space: Mapping[str, Mapping[str, Any]]) -> SearchSpace:
     return SearchSpace(params)
 
 
+def _child(value: Any, key: int | str) -> Any:
+    if isinstance(value, Mapping):
+        return value.get(key)
+    if isinstance(value, list) and isinstance(key, int) and key < len(value):
+        return value[key]
+    return None
+
+
 def _format_validation(exc: ValidationError, data: Mapping[str, Any]) -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         value: Any = data
         for p in err["loc"]:
-            if (isinstance(value, Mapping) and p in value) or (isinstance(value, list) and isinstance(p, int) and p < len(value)):
-                value = value[p]
-            else:
-                value = None
+            value = _child(value, p)
+            if value is None:
                 break
         if err["type"] == "extra_forbidden":
             lines.append(f"{loc}: unknown key (value {value!r}); check its spelling")
