@@ -38,7 +38,9 @@ class CheckpointRegistry:
         return self.root / f"run-{run_id}" / f"step-{step}"
 
     def commit(self, segment_id: int, run_id: int, step: int) -> Path:
-        """Move the staged checkpoint into place and record it (the run's older ones go)."""
+        """Move the staged checkpoint into place and record it. The run's older checkpoints stay
+        until ``release_superseded``: the segment is recorded as finished in between, and a crash
+        there must still find the checkpoint its re-run starts from."""
         src = self.root / "staging" / f"segment-{segment_id}"
         dst = self.final_path(run_id, step)
         if dst.exists():
@@ -47,10 +49,13 @@ class CheckpointRegistry:
         src.rename(dst)
         self.study.add_checkpoint(run_id, step, str(dst.relative_to(self.study.folder)),
                                   folder_bytes(dst))
-        for (rid, st) in list(self.study.checkpoints):
-            if rid == run_id and st != step:
-                self.release(rid, st)
         return dst
+
+    def release_superseded(self, run_id: int, step: int) -> None:
+        """Release ``run_id``'s checkpoints older than ``step``."""
+        for (rid, st) in list(self.study.checkpoints):
+            if rid == run_id and st < step:
+                self.release(rid, st)
 
     def lookup(self, run_id: int, step: int) -> Path | None:
         """The committed checkpoint of ``run_id`` at ``step``, if it is still there."""

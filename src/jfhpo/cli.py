@@ -223,9 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from jfhpo.storage import StorageError
-        from jfhpo.tuner import PrepareError
+        from jfhpo.tuner import PrepareError, StudyAborted
 
-        if isinstance(exc, (StorageError, PrepareError)):
+        if isinstance(exc, (StorageError, PrepareError, StudyAborted)):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise

@@ -36,6 +36,10 @@ class PrepareError(RuntimeError):
     """A backend could not prepare a model of the ladder (base-model training failed)."""
 
 
+class StudyAborted(RuntimeError):
+    """Segments keep failing one after another: the trainer or the study is broken."""
+
+
 class Tuner:
     """Drives one study to its end. Construct, then call ``run()``; safe to call after a crash."""
 
@@ -68,6 +72,8 @@ class Tuner:
         self._wall0 = study.wall_used()
         self._t0 = clock()
         self._shown = -math.inf
+        self._launched: dict[int, float] = {}
+        self._failures_in_a_row = 0
 
     # ---- the loop --------------------------------------------------------------------------
     def run(self) -> dict[str, Any] | None:
@@ -82,7 +88,7 @@ class Tuner:
         try:
             if st.phase is Phase.SEARCH:
                 self._loop(Phase.SEARCH)
-                self._begin_confirmation()
+            self._begin_confirmation()
             self._loop(Phase.CONFIRM)
         finally:
             self.study.touch_wall(self.wall_used())
@@ -175,13 +181,19 @@ class Tuner:
         )
         st.update_segment(seg_id, status=int(SegmentStatus.RUNNING), started=time.time())
         self.in_flight[seg_id] = st.segments[seg_id]
+        self._launched[seg_id] = self.clock()
         self.executor.submit(task)
         self._invalidate()
 
     def _queue_unstarted_suggestions(self) -> None:
         started = {s.suggestion_id for s in self.study.segments.values()}
         for row in self.study.suggestions:
-            if row.suggestion_id in started or row.kind != "start":
+            if row.suggestion_id in started:
+                continue
+            if row.kind == "extend":
+                assert row.run_id is not None
+                done = self.study.run_record(row.run_id).steps_done
+                self.queue.append((row.run_id, row.suggestion_id, done, row.steps))
                 continue
             assert row.config is not None and row.model is not None
             rid = next((r.run_id for r in self.study.runs.values()
@@ -236,19 +248,36 @@ class Tuner:
         cost = float(outcome.cost) if math.isfinite(outcome.cost) else float(wall)
         st.update_segment(seg_id, status=int(status), end_step=end, score=score, cost=cost,
                           wall=float(wall), finished=time.time())
+        if outcome.checkpoint:
+            self.registry.release_superseded(seg.run_id, end)
         self.in_flight.pop(seg_id, None)
+        self._launched.pop(seg_id, None)
+        self._failures_in_a_row = 0
         self._after_segment()
 
     def _failed(self, seg_id: int, error: str) -> None:
         st = self.study
         seg = st.segments[seg_id]
-        st.update_segment(seg_id, status=int(SegmentStatus.FAILED), error=error, cost=0.0,
-                          finished=time.time())
+        # A failed segment still spent compute: charge the steps it reported at the observed
+        # per-step cost (or the wall time, if larger), so a failing trainer cannot loop for free.
+        steps = [o.step for o in st.obs.get(seg.run_id, []) if o.segment_id == seg_id]
+        ran = (max(steps) - seg.start_step) if steps else 0
+        wall = self.clock() - self._launched.pop(seg_id, self.clock())
+        cost = max(self.expected_cost(st.runs[seg.run_id].model, ran), wall if ran == 0 else 0.0)
+        st.update_segment(seg_id, status=int(SegmentStatus.FAILED), error=error, cost=cost,
+                          end_step=seg.start_step + ran, finished=time.time())
         self.in_flight.pop(seg_id, None)
         self.snap.failures += 1
         last = error.strip().splitlines()[-1] if error.strip() else "unknown error"
         self.sink.message(f"segment {seg_id} (run {seg.run_id}) failed: {last}")
+        self._failures_in_a_row += 1
         self._after_segment()
+        limit = max(3, 2 * self.workers)
+        if self._failures_in_a_row >= limit:
+            raise StudyAborted(
+                f"{self._failures_in_a_row} segments failed in a row; the last error was:\n"
+                f"{error.strip()}\nEverything recorded is kept: fix the cause, then run "
+                f"`jfhpo resume {st.folder}`")
 
     def _after_segment(self) -> None:
         self._invalidate()
@@ -329,13 +358,23 @@ class Tuner:
 
     # ---- confirmation --------------------------------------------------------------------------
     def _begin_confirmation(self) -> None:
+        """Plan the confirmation runs and queue those not stored yet.
+
+        The plan is a function of the search phase alone (confirmation runs are hidden from the
+        view it is made from), so a study killed half-way through planning or confirming makes
+        the same plan again on resume and adds only what is missing.
+        """
         st = self.study
         k = st.spec.confirm.top_k
-        st.set_phase(Phase.CONFIRM)
+        if st.phase is not Phase.CONFIRM:
+            st.set_phase(Phase.CONFIRM)
         self._invalidate()
         if k == 0:
             return
-        view = self.view()
+        full = self.view()
+        search_runs = tuple(r for r in full.runs if r.phase is Phase.SEARCH)
+        n_search = sum(1 for s in st.suggestions if s.phase is Phase.SEARCH)
+        view = dataclasses.replace(full, runs=search_runs, n_suggestions=n_search)
         configs = list(self.optimizer.confirm(view, k))
         keys = {st.space.key(c) for c in configs}
         if st.spec.confirm.include_recipe:
@@ -343,9 +382,11 @@ class Tuner:
             rc = {n: recipe[n] for n in st.space.names if n in recipe}
             if len(rc) == len(st.space.names) and st.space.key(rc) not in keys:
                 configs.insert(min(1, len(configs)), rc)
-                st.storage.add_event("recipe", {"config": rc})
         target, steps = st.ladder.target.name, st.steps.max_steps
-        budget_left = st.spec.budget.seconds - view.budget_spent
+        search_ids = {r.run_id for r in search_runs}
+        spent = sum(s.cost or 0.0 for s in st.segments.values() if s.run_id in search_ids)
+        budget_left = st.spec.budget.seconds - spent
+        plan: list[dict[str, Any]] = []
         planned = 0.0
         for i, cfg in enumerate(configs):
             cost = self.expected_cost(target, steps)
@@ -354,11 +395,15 @@ class Tuner:
                         "the budget is spent")
                 break
             planned += cost
+            plan.append(dict(cfg))
+        stored = [s for s in st.suggestions if s.phase is Phase.CONFIRM]
+        for cfg in plan[len(stored):]:
             sid = st.add_suggestion("start", steps, Phase.CONFIRM, config=cfg, model=target)
             rid = st.add_run(sid, cfg, target, Phase.CONFIRM)
             self.queue.append((rid, sid, 0, steps))
-        self.sink.message(f"confirmation: training {len(self.queue)} configuration(s) on the "
-                          f"target {target} for {steps} steps")
+        if not stored:
+            self.sink.message(f"confirmation: training {len(plan)} configuration(s) on the "
+                              f"target {target} for {steps} steps")
 
     # ---- preparation ---------------------------------------------------------------------------
     def _prepare(self) -> None:

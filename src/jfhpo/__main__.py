@@ -1,0 +1,5 @@
+"""``python -m jfhpo`` runs the command line."""
+
+from jfhpo.cli import entry
+
+entry()
