@@ -40,7 +40,8 @@ def contents(folder: Path) -> dict[str, Any]:
     live_ids = {s[0] for s in live}
     obs = db.execute("SELECT segment_id, run_id, step, metrics FROM observations ORDER BY id").fetchall()
     kept = [(o[1], o[2], json.loads(o[3])) for o in obs if o[0] in live_ids]
-    sugg = db.execute("SELECT kind, run_id, config, model, steps, phase FROM suggestions ORDER BY id").fetchall()
+    sugg = db.execute(
+        "SELECT kind, run_id, config, model, steps, phase FROM suggestions ORDER BY id").fetchall()
     runs = db.execute("SELECT config, model, phase, seed FROM runs ORDER BY id").fetchall()
     db.close()
     return {"segments": [s[1:] for s in live], "observations": kept, "suggestions": sugg,
