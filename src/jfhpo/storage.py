@@ -88,20 +88,27 @@ class Storage:
     def _write(self) -> Iterator[sqlite3.Connection]:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
+            yield self.conn
             self.conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:
+            self._rollback()
             msg = str(exc)
             if "full" in msg:
                 raise StorageError(
-                    f"the disk holding {self.path} is full; free space and run "
+                    f"the disk holding {self.path} is full ({msg}); free space and run "
                     f"`jfhpo resume {self.path.parent}` (everything recorded so far is kept)"
                 ) from exc
             raise StorageError(f"writing {self.path} failed: {msg}") from exc
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite already rolled back (it does so itself on SQLITE_FULL)
 
     def set_meta(self, key: str, value: str) -> None:
         with self._write() as c:
