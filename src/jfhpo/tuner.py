@@ -150,7 +150,10 @@ class Tuner:
                 raise ValueError(f"optimizer asked to extend run {s.run_id} to {steps} steps, "
                                  f"which is busy, stopped or already there")
             sid = st.add_suggestion("extend", steps, s.phase, run_id=s.run_id)
-            if self.registry.lookup(s.run_id, run.steps_done) is None:
+            if not st.spec.checkpoints.reuse:
+                rid = st.add_run(sid, run.config, run.model, s.phase)
+                self._launch(rid, sid, 0, steps)
+            elif self.registry.lookup(s.run_id, run.steps_done) is None:
                 # the checkpoint was released (disk budget): a new run retrains from step 0
                 st.warn(f"run {s.run_id} had no checkpoint left at step {run.steps_done}; "
                         "its extension retrains from step 0 as a new run")
