@@ -78,8 +78,8 @@ class ConfirmSpec(_Strict):
 
 class CheckpointSpec(_Strict):
     disk_budget_mb: float = Field(default=2048.0, gt=0)
-    #: false: an extension retrains the configuration from step 0 as a new run (the ablation
-    #: "without checkpoint reuse"); its cost is then the full step count
+    #: false: an extension retrains its run from step 0 (the ablation "without checkpoint
+    #: reuse"); it then costs the full step count
     reuse: bool = True
 
 

@@ -151,8 +151,8 @@ class Tuner:
                                  f"which is busy, stopped or already there")
             sid = st.add_suggestion("extend", steps, s.phase, run_id=s.run_id)
             if not st.spec.checkpoints.reuse:
-                rid = st.add_run(sid, run.config, run.model, s.phase)
-                self._launch(rid, sid, 0, steps)
+                # the ablation "without checkpoint reuse": the same run retrains from step 0
+                self._launch(s.run_id, sid, 0, steps)
             elif self.registry.lookup(s.run_id, run.steps_done) is None:
                 # the checkpoint was released (disk budget): a new run retrains from step 0
                 st.warn(f"run {s.run_id} had no checkpoint left at step {run.steps_done}; "
