@@ -75,8 +75,22 @@ def register_optimizer(cls: type[Optimizer]) -> type[Optimizer]:
     return cls
 
 
+def _load_all() -> None:
+    """Import every optimizer module of the package (peers' adapters import their libraries
+    lazily, so this stays cheap)."""
+    import importlib
+    import pkgutil
+
+    import jfhpo.optimizers as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name not in ("base", "surrogate"):
+            importlib.import_module(f"jfhpo.optimizers.{info.name}")
+
+
 def optimizer_names() -> list[str]:
-    return sorted(set(_REGISTRY) | set(_BUILTIN))
+    _load_all()
+    return sorted(_REGISTRY)
 
 
 def get_optimizer(name: str) -> type[Optimizer]:
@@ -85,6 +99,8 @@ def get_optimizer(name: str) -> type[Optimizer]:
         import importlib
 
         importlib.import_module(_BUILTIN[name])
+    if name not in _REGISTRY:
+        _load_all()
     try:
         return _REGISTRY[name]
     except KeyError:
