@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	rm -rf demo-study
 	$(BIN)/jfhpo run examples/demo.yaml --out demo-study
 
 test: $(STAMP)
