@@ -83,11 +83,11 @@ class RichSink(ProgressSink):
         self.snap = Snapshot()
 
     def start(self, folder: str, name: str) -> None:
-        self.console.print(f"[bold]study {name}[/bold]: {folder}")
+        self.console.print(f"study {name}: {folder}", markup=False, highlight=False)
         self.live.start()
 
     def message(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(text, markup=False, highlight=False)
 
     def update(self, snap: Snapshot) -> None:
         from rich.table import Table
