@@ -79,10 +79,9 @@ class Tuner:
     def run(self) -> dict[str, Any] | None:
         st = self.study
         self.sink.start(str(st.folder), st.spec.name)
-        for seg in st.mark_interrupted():
-            self.queue.append((seg.run_id, seg.suggestion_id, seg.start_step, seg.target_step))
+        st.mark_interrupted()
         self.registry.sweep()
-        self._queue_unstarted_suggestions()
+        self._queue_unfinished_suggestions()
         self._update_transfer()
         self._prepare()
         try:
@@ -188,22 +187,32 @@ class Tuner:
         self.executor.submit(task)
         self._invalidate()
 
-    def _queue_unstarted_suggestions(self) -> None:
-        started = {s.suggestion_id for s in self.study.segments.values()}
+    def _queue_unfinished_suggestions(self) -> None:
+        """Queue, in decision order, every stored decision that has not been carried out: one
+        never started, or one whose every segment was interrupted. Derived from storage alone,
+        so a study killed again before its re-runs started loses nothing."""
+        by_suggestion: dict[int, list[SegmentRecord]] = {}
+        for seg in sorted(self.study.segments.values(), key=lambda s: s.segment_id):
+            by_suggestion.setdefault(seg.suggestion_id, []).append(seg)
         for row in self.study.suggestions:
-            if row.suggestion_id in started:
+            segs = by_suggestion.get(row.suggestion_id, [])
+            if any(s.status is not SegmentStatus.INTERRUPTED for s in segs):
                 continue
-            if row.kind == "extend":
+            if segs:
+                last = segs[-1]
+                self.queue.append((last.run_id, row.suggestion_id, last.start_step,
+                                   last.target_step))
+            elif row.kind == "extend":
                 assert row.run_id is not None
                 done = self.study.run_record(row.run_id).steps_done
                 self.queue.append((row.run_id, row.suggestion_id, done, row.steps))
-                continue
-            assert row.config is not None and row.model is not None
-            rid = next((r.run_id for r in self.study.runs.values()
-                        if r.suggestion_id == row.suggestion_id), None)
-            if rid is None:
-                rid = self.study.add_run(row.suggestion_id, row.config, row.model, row.phase)
-            self.queue.append((rid, row.suggestion_id, 0, row.steps))
+            else:
+                assert row.config is not None and row.model is not None
+                rid = next((r.run_id for r in self.study.runs.values()
+                            if r.suggestion_id == row.suggestion_id), None)
+                if rid is None:
+                    rid = self.study.add_run(row.suggestion_id, row.config, row.model, row.phase)
+                self.queue.append((rid, row.suggestion_id, 0, row.steps))
 
     # ---- events ----------------------------------------------------------------------------
     def _handle(self, ev: Event) -> None:
