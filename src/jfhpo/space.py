@@ -50,8 +50,10 @@ class FloatParam:
     def decode(self, u: float) -> float:
         u = min(max(float(u), 0.0), 1.0)
         if self.log:
-            return float(math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low))))
-        return float(self.low + u * (self.high - self.low))
+            v = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        else:
+            v = self.low + u * (self.high - self.low)
+        return float(min(max(v, self.low), self.high))  # rounding must not leave the range
 
     def validate(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

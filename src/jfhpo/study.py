@@ -139,6 +139,19 @@ class Study:
         for r in st.rows("events"):
             if r["kind"] == "warning":
                 self.warnings.append(st.loads(r["payload"])["message"])
+        self.refresh_transfer(store=False)
+
+    def refresh_transfer(self, store: bool = True) -> tuple[TransferRecord, ...]:
+        """Measure how well each smaller model ranks configurations against each larger one
+        (Spearman, Kendall); stored as an event whenever the figures change."""
+        from jfhpo.transfer import measure_transfer
+
+        runs = [self.run_record(r) for r in sorted(self.runs)]
+        new = measure_transfer(runs, self.ladder, self.space)
+        if store and new != self.transfer and new:
+            self.storage.add_event("transfer", {"records": [dataclasses.asdict(t) for t in new]})
+        self.transfer = new
+        return new
 
     # ---- writes (storage first, then the mirror) ------------------------------------------
     def add_suggestion(self, kind: str, steps: int, phase: Phase, *, run_id: int | None = None,

@@ -298,13 +298,8 @@ class Tuner:
         self._collect_checkpoints()
 
     def _update_transfer(self) -> None:
-        try:
-            from jfhpo.transfer import measure_transfer
-        except ModuleNotFoundError:  # pragma: no cover - the module ships with jfhpo
-            return
         st = self.study
-        runs = [st.run_record(r) for r in sorted(st.runs)]
-        st.transfer = measure_transfer(runs, st.ladder, st.space)
+        st.refresh_transfer()
         self._invalidate()
         warn = getattr(self.optimizer, "warnings", None)
         if callable(warn):

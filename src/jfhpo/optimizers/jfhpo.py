@@ -1,0 +1,470 @@
+"""JF-HPO: Bayesian optimization over (configuration, model size, steps), valued at the target.
+
+Each decision rebuilds everything from the view (no state between calls):
+
+1. Which models may be searched. ``policy: fixed_proxy`` is the paper: one proxy (``proxy``,
+   default the smallest rung), the target left to confirmation. ``policy: ladder`` (default) may
+   use every rung, except those whose rankings were measured NOT to carry over to a larger model
+   (``jfhpo.transfer``: Spearman below ``transfer_threshold`` over at least ``min_transfer_configs``
+   configurations); such a rung and all below it are dropped, and ``warnings()`` says so.
+2. Initial design: ``n_init`` random configurations at the cheapest fidelity allowed.
+3. Transfer audit (ladder only): once the lowest searched rung has scored enough configurations,
+   a few of them, spread over its ranking, are re-run on each larger rung at the same step count,
+   so that the transfer check has data to judge (the paper assumed transfer; we measure it).
+4. Otherwise, a GP (``surrogate.GPSurrogate``) is fitted on every curve point, pending runs are
+   fantasized at their posterior mean (kriging believer), and the candidate with the highest
+   value per unit of expected cost is suggested. With the default ``acquisition: aei``::
+
+       value(x, z) = EI_ref(x) * max(corr(f(x, z), f(x, z_ref)), 0)
+                     * (1 - sigma_noise / sqrt(var f(x, z) + sigma_noise^2)) / cost(x, z)
+
+   where z_ref is the target at the full step budget (the proxy at the full budget under
+   ``fixed_proxy``), EI_ref the expected improvement of f(x, z_ref) over the best predicted
+   reference value of the configurations seen so far (plus ``xi``), and cost the expected seconds
+   of the new steps (only the remaining steps for an extension). This is the augmented EI of
+   Huang et al. (2006) made cost-aware. ``acquisition: ei`` is the paper's form instead:
+   EI of f(x, z) over the best prediction at z itself, divided by cost.
+
+Candidates: ``n_candidates`` configurations (half uniform, half perturbations of the five best by
+predicted reference value) plus every configuration already seen, at every searched model and step
+rung; a configuration that already has a run on a model is only proposed there as an extension of
+that run (idle, not stopped, short of the step).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+
+from jfhpo.optimizers.base import Optimizer, OptimizerError, register_optimizer
+from jfhpo.optimizers.surrogate import (
+    CostModel,
+    FidelityFeatures,
+    GPSurrogate,
+    single_thread,
+    training_set,
+)
+from jfhpo.records import Extend, RunRecord, Start, Suggestion
+from jfhpo.transfer import measure_transfer
+from jfhpo.view import StudyView, TransferRecord
+
+__all__ = ["JFHPOOptimizer", "JFHPOOptions"]
+
+_POLICIES = ("ladder", "fixed_proxy")
+_ACQUISITIONS = ("aei", "ei")
+_STOPPED = ("floor", "last")
+
+
+@dataclass(frozen=True)
+class JFHPOOptions:
+    """Validated options of the ``jfhpo`` optimizer (see docs/optimizer.md)."""
+
+    n_init: int = 5
+    n_candidates: int = 256
+    policy: str = "ladder"
+    proxy: str | None = None
+    transfer_threshold: float = 0.5
+    min_transfer_configs: int = 4
+    audit: bool = True
+    audit_fraction: float = 0.3
+    xi: float = 0.0
+    acquisition: str = "aei"
+    fit_maxiter: int = 60
+    max_points: int = 300
+    max_points_per_run: int = 8
+    stopped_score: str = "floor"
+    confirm_kappa: float = 0.5
+    local_scale: float = 0.1
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any]) -> JFHPOOptions:
+        """Check every option and raise ``OptimizerError`` naming the first bad one."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise OptimizerError(
+                f"jfhpo: unknown option(s) {unknown}; valid options: {sorted(known)}"
+            )
+        o = cls(**dict(options))
+
+        def need(ok: bool, name: str, what: str) -> None:
+            if not ok:
+                raise OptimizerError(f"jfhpo option '{name}': {what}, got {getattr(o, name)!r}")
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        need(is_int(o.n_init) and o.n_init >= 1, "n_init", "must be an integer >= 1")
+        need(
+            is_int(o.n_candidates) and o.n_candidates >= 4, "n_candidates", "must be an int >= 4"
+        )
+        need(o.policy in _POLICIES, "policy", f"must be one of {list(_POLICIES)}")
+        need(o.proxy is None or isinstance(o.proxy, str), "proxy", "must be a model name")
+        need(
+            is_num(o.transfer_threshold) and -1 <= o.transfer_threshold <= 1,
+            "transfer_threshold",
+            "must be a number in [-1, 1]",
+        )
+        need(
+            is_int(o.min_transfer_configs) and o.min_transfer_configs >= 3,
+            "min_transfer_configs",
+            "must be an integer >= 3",
+        )
+        need(isinstance(o.audit, bool), "audit", "must be true or false")
+        need(
+            is_num(o.audit_fraction) and 0 < o.audit_fraction <= 1,
+            "audit_fraction",
+            "must be a number in (0, 1]",
+        )
+        need(is_num(o.xi) and o.xi >= 0, "xi", "must be a number >= 0")
+        need(o.acquisition in _ACQUISITIONS, "acquisition", f"must be one of {list(_ACQUISITIONS)}")
+        need(is_int(o.fit_maxiter) and o.fit_maxiter >= 1, "fit_maxiter", "must be an integer >= 1")
+        need(is_int(o.max_points) and o.max_points >= 10, "max_points", "must be an integer >= 10")
+        need(
+            is_int(o.max_points_per_run) and o.max_points_per_run >= 1,
+            "max_points_per_run",
+            "must be an integer >= 1",
+        )
+        need(o.stopped_score in _STOPPED, "stopped_score", f"must be one of {list(_STOPPED)}")
+        need(is_num(o.confirm_kappa) and o.confirm_kappa >= 0, "confirm_kappa", "must be >= 0")
+        need(is_num(o.local_scale) and 0 < o.local_scale <= 1, "local_scale", "must be in (0, 1]")
+        return o
+
+
+def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:
+    """Closed-form EI of a Gaussian (mean, std) over ``best`` (maximization)."""
+    std = np.maximum(std, 1e-9)
+    z = (mean - best) / std
+    return np.asarray(std * (z * norm.cdf(z) + norm.pdf(z)))
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One option under evaluation: a configuration at a fidelity, as a Start or an Extend."""
+
+    u: np.ndarray
+    config: Mapping[str, Any]
+    model: str
+    steps: int
+    run_id: int | None  # set for extensions
+    cost: float
+
+
+@register_optimizer
+class JFHPOOptimizer(Optimizer):
+    """Joint-fidelity BO: GP over (configuration, size, steps), target EI per unit cost."""
+
+    name = "jfhpo"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.opts = JFHPOOptions.parse(self.options)
+
+    # ---- which models, which transfer ----------------------------------------------------------
+
+    def _proxy(self, view: StudyView) -> str:
+        if self.opts.proxy is None:
+            return view.ladder.names[0]
+        if self.opts.proxy not in view.ladder:
+            raise OptimizerError(
+                f"jfhpo option 'proxy': unknown model '{self.opts.proxy}'; "
+                f"the ladder has {view.ladder.names}"
+            )
+        return self.opts.proxy
+
+    def _transfer(self, view: StudyView) -> tuple[TransferRecord, ...]:
+        if view.transfer:
+            return view.transfer
+        return measure_transfer(view.runs, view.ladder, view.space, min_configs=3)
+
+    def _misranking(self, view: StudyView) -> list[TransferRecord]:
+        return [
+            t
+            for t in self._transfer(view)
+            if t.n_configs >= self.opts.min_transfer_configs
+            and t.spearman < self.opts.transfer_threshold
+        ]
+
+    def search_models(self, view: StudyView) -> list[str]:
+        """The models new runs may be started on, smallest first."""
+        if self.opts.policy == "fixed_proxy":
+            return [self._proxy(view)]
+        names = view.ladder.names
+        lowest = 0
+        for t in self._misranking(view):
+            if t.small in view.ladder:
+                lowest = max(lowest, view.ladder.index(t.small) + 1)
+        return names[min(lowest, len(names) - 1) :]
+
+    def _reference(self, view: StudyView) -> tuple[str, int]:
+        model = self._proxy(view) if self.opts.policy == "fixed_proxy" else view.ladder.target.name
+        return model, view.steps.max_steps
+
+    def warnings(self, view: StudyView) -> list[str]:
+        """Plain-words warnings about proxy transfer, for ``status`` and the report."""
+        out = []
+        for t in self._misranking(view):
+            head = (
+                f"Rankings on {t.small} do not carry over to {t.large} "
+                f"(Spearman {t.spearman:.2f} over {t.n_configs} configurations)"
+            )
+            if self.opts.policy == "ladder":
+                out.append(f"{head}: searching on larger proxies.")
+            else:
+                out.append(
+                    f"{head}: the fixed proxy may pick a poor configuration; "
+                    "consider policy: ladder."
+                )
+        return out
+
+    def may_extend(self, view: StudyView, run: RunRecord) -> bool:
+        """Runs on a searched model (or on the target) may grow; others keep no checkpoint."""
+        if not super().may_extend(view, run):
+            return False
+        return run.model in self.search_models(view) or run.model == view.ladder.target.name
+
+    # ---- the decision ---------------------------------------------------------------------------
+
+    def suggest(self, view: StudyView) -> Suggestion | None:
+        with single_thread():
+            return self._suggest(view)
+
+    def _suggest(self, view: StudyView) -> Suggestion | None:
+        models = self.search_models(view)
+        rungs = view.steps.rungs()
+        rng = view.rng(0)
+        live = [r for r in view.runs if not r.failed]
+        started = {view.space.key(r.config) for r in live}
+        if len(started) < self.opts.n_init:
+            return self._fresh_start(view, rng, models[0], rungs[0], started)
+        if self.opts.policy == "ladder" and self.opts.audit:
+            audit = self._audit(view, models)
+            if audit is not None:
+                return audit
+        features = FidelityFeatures(view.space, view.ladder, view.steps)
+        data = training_set(
+            live,
+            features,
+            max_points_per_run=self.opts.max_points_per_run,
+            max_points=self.opts.max_points,
+            stopped_score=self.opts.stopped_score,
+        )
+        if len(data) < 2 or np.ptp(data.y) == 0.0:
+            return self._fresh_start(view, rng, models[0], rungs[0], started)
+        gp = GPSurrogate(data, seed=self._torch_seed(view), fit_maxiter=self.opts.fit_maxiter)
+        pending = [r for r in live if r.busy and r.pending_steps is not None]
+        if pending:
+            X_p = np.array(
+                [
+                    features.row(view.space.encode(r.config), r.model, float(r.pending_steps or 0))
+                    for r in pending
+                ]
+            )
+            gp = gp.with_fantasies(X_p)
+        return self._best_candidate(view, gp, features, models, rng)
+
+    @staticmethod
+    def _torch_seed(view: StudyView) -> int:
+        return int(view.rng(1).integers(0, 2**31 - 1))
+
+    def _fresh_start(
+        self, view: StudyView, rng: np.random.Generator, model: str, steps: int, seen: set[str]
+    ) -> Start:
+        config = view.space.sample(rng)
+        for _ in range(20):
+            if view.space.key(config) not in seen:
+                break
+            config = view.space.sample(rng)
+        return Start(config=config, model=model, steps=steps)
+
+    def _audit(self, view: StudyView, models: list[str]) -> Start | None:
+        """Re-run configurations of the lowest searched rung on larger rungs to measure transfer."""
+        low = models[0]
+        names = view.ladder.names
+        k = self.opts.min_transfer_configs
+        low_runs = [r for r in view.finished(low) if not r.failed]
+        best: dict[str, RunRecord] = {}
+        for r in low_runs:
+            key = view.space.key(r.config)
+            if key not in best or r.steps_done > best[key].steps_done:
+                best[key] = r
+        if len(best) < max(self.opts.n_init, k):
+            return None
+        ranked = sorted(best, key=lambda key: (-(best[key].score or 0.0), key))
+        records = {(t.small, t.large): t for t in self._transfer(view)}
+        audited_anywhere: set[str] = set()
+        for up in names[names.index(low) + 1 :]:
+            on_up = {view.space.key(r.config) for r in view.runs if r.model == up and not r.failed}
+            common = [key for key in ranked if key in on_up]
+            if len(common) >= k:
+                if (low, up) not in records:
+                    return None  # audit runs still pending (or tied): wait for them
+                audited_anywhere |= set(common)
+                continue  # measured and good enough (a bad one would have dropped ``low``)
+            key = self._pick_audit(ranked, set(common), audited_anywhere, k)
+            run = best[key]
+            cost = CostModel(view.ladder, view.segment_costs)
+            if (
+                cost.calibrated
+                and math.isfinite(view.budget_total)
+                and cost.segment(up, run.steps_done) > self.opts.audit_fraction * view.budget_left
+            ):
+                return None
+            return Start(config=dict(run.config), model=up, steps=run.steps_done)
+        return None
+
+    @staticmethod
+    def _pick_audit(ranked: list[str], done: set[str], preferred: set[str], k: int) -> str:
+        """The next configuration to audit: reuse those audited on other rungs, else spread the
+        picks evenly over the ranking (best, worst, middle ...) so the rank test has contrast."""
+        for key in ranked:
+            if key in preferred and key not in done:
+                return key
+        for t in np.round(np.linspace(0, len(ranked) - 1, k)).astype(int):
+            if ranked[int(t)] not in done:
+                return ranked[int(t)]
+        return next(key for key in ranked if key not in done)
+
+    def _candidate_configs(
+        self, view: StudyView, gp: GPSurrogate, features: FidelityFeatures, rng: np.random.Generator
+    ) -> tuple[np.ndarray, list[Mapping[str, Any]], np.ndarray]:
+        """Encoded candidates, their configurations, and the reference rows (seen ones first)."""
+        space = view.space
+        ref_model, ref_steps = self._reference(view)
+        seen: dict[str, Mapping[str, Any]] = {}
+        for r in view.runs:
+            if not r.failed:
+                seen.setdefault(space.key(r.config), r.config)
+        seen_cfgs = list(seen.values())
+        seen_u = np.array([space.encode(c) for c in seen_cfgs]).reshape(-1, space.dim)
+        mu_seen, _ = gp.predict(features.rows(seen_u, ref_model, ref_steps))
+        top = seen_u[np.argsort(-mu_seen, kind="stable")[:5]]
+        n_local = self.opts.n_candidates // 2
+        n_rand = self.opts.n_candidates - n_local
+        raw = [rng.random((n_rand, space.dim))]
+        if len(top):
+            centers = top[rng.integers(0, len(top), n_local)]
+            scales = self.opts.local_scale * rng.choice([0.25, 1.0, 2.0], size=(n_local, 1))
+            raw.append(np.clip(centers + scales * rng.standard_normal(centers.shape), 0, 1))
+        configs = list(seen_cfgs)
+        keys = set(seen)
+        for u in np.vstack(raw):
+            cfg = space.decode(u)
+            key = space.key(cfg)
+            if key not in keys:
+                keys.add(key)
+                configs.append(cfg)
+        U = np.array([space.encode(c) for c in configs])
+        return U, configs, mu_seen
+
+    def _best_candidate(
+        self,
+        view: StudyView,
+        gp: GPSurrogate,
+        features: FidelityFeatures,
+        models: list[str],
+        rng: np.random.Generator,
+    ) -> Suggestion | None:
+        space = view.space
+        ref_model, ref_steps = self._reference(view)
+        U, configs, mu_seen = self._candidate_configs(view, gp, features, rng)
+        X_ref = features.rows(U, ref_model, ref_steps)
+        mu_ref, sd_ref = gp.predict(X_ref)
+        ei_ref = expected_improvement(mu_ref, sd_ref, float(mu_seen.max()) + self.opts.xi)
+        noise_sd = math.sqrt(max(gp.noise_var, 1e-12))
+        cost_model = CostModel(view.ladder, view.segment_costs)
+        runs_by: dict[tuple[str, str], RunRecord] = {}
+        for r in view.runs:
+            if not r.failed:
+                k = (space.key(r.config), r.model)
+                if k not in runs_by or r.steps_done > runs_by[k].steps_done:
+                    runs_by[k] = r
+        keys = [space.key(c) for c in configs]
+        best_val, best_sug, best_cost = -math.inf, None, math.inf
+        cheapest: tuple[float, Suggestion] | None = None
+        for model in models:
+            for steps in view.steps.rungs():
+                X_z = features.rows(U, model, steps)
+                m_z, v_z, _, v_ref, cov = gp.pair(X_z, X_ref)
+                if self.opts.acquisition == "aei":
+                    corr = np.clip(cov / np.sqrt(v_z * v_ref), 0.0, 1.0)
+                    fresh = 1.0 - noise_sd / np.sqrt(v_z + noise_sd**2)
+                    value = ei_ref * corr * fresh
+                else:
+                    seen_mu = m_z[: len(mu_seen)]
+                    value = expected_improvement(m_z, np.sqrt(v_z), float(seen_mu.max()))
+                for i, key in enumerate(keys):
+                    sug, cost = self._as_suggestion(
+                        configs[i], key, model, steps, runs_by, cost_model
+                    )
+                    if sug is None:
+                        continue
+                    if cheapest is None or cost < cheapest[0]:
+                        cheapest = (cost, sug)
+                    if cost_model.calibrated and cost > view.budget_left:
+                        continue
+                    v = float(value[i]) / max(cost, 1e-12)
+                    if v > best_val or (v == best_val and cost < best_cost):
+                        best_val, best_sug, best_cost = v, sug, cost
+        if best_sug is None and cheapest is not None:
+            return cheapest[1]
+        return best_sug
+
+    @staticmethod
+    def _as_suggestion(
+        config: Mapping[str, Any],
+        key: str,
+        model: str,
+        steps: int,
+        runs_by: Mapping[tuple[str, str], RunRecord],
+        cost_model: CostModel,
+    ) -> tuple[Suggestion | None, float]:
+        run = runs_by.get((key, model))
+        if run is None:
+            return Start(config=dict(config), model=model, steps=steps), cost_model.segment(
+                model, steps
+            )
+        if run.busy or run.stopped is not None or run.steps_done >= steps:
+            return None, math.inf
+        return Extend(run_id=run.run_id, steps=steps), cost_model.segment(
+            model, steps - run.steps_done
+        )
+
+    # ---- confirmation ---------------------------------------------------------------------------
+
+    def confirm(self, view: StudyView, k: int) -> list[Mapping[str, Any]]:
+        """Rank the configurations seen so far by the surrogate's prediction at the reference
+        fidelity (the target at the full budget under ``ladder``), mean minus ``confirm_kappa``
+        standard deviations; fall back to the base ranking when there is too little data."""
+        done = [r for r in view.finished() if not r.failed]
+        features = FidelityFeatures(view.space, view.ladder, view.steps)
+        data = training_set(
+            done,
+            features,
+            max_points_per_run=self.opts.max_points_per_run,
+            max_points=self.opts.max_points,
+            stopped_score=self.opts.stopped_score,
+        )
+        if len(data) < 3 or np.ptp(data.y) == 0.0:
+            return super().confirm(view, k)
+        with single_thread():
+            gp = GPSurrogate(data, seed=self._torch_seed(view), fit_maxiter=self.opts.fit_maxiter)
+        ref_model, ref_steps = self._reference(view)
+        configs: dict[str, Mapping[str, Any]] = {}
+        for r in done:
+            configs.setdefault(view.space.key(r.config), r.config)
+        U = np.array([view.space.encode(c) for c in configs.values()])
+        with single_thread():
+            mu, sd = gp.predict(features.rows(U, ref_model, ref_steps))
+        score = mu - self.opts.confirm_kappa * sd
+        order = sorted(range(len(score)), key=lambda i: (-score[i], i))
+        cfgs = list(configs.values())
+        return [dict(cfgs[i]) for i in order[:k]]

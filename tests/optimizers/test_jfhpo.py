@@ -1,0 +1,254 @@
+"""Tests of the JF-HPO optimizer on hand-built views and an in-test analytic two-fidelity problem.
+
+The analytic problem has a proxy bias: the best value of ``lr`` moves with model size (small
+models like small learning rates in encoded units 0.2, the target 0.8), so rankings on the proxy
+invert on the target. A small ask/tell loop drives the optimizer over ``StudyView``s built by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from jfhpo.fidelity import ModelLadder, ModelRung, StepBudget
+from jfhpo.optimizers.base import OptimizerError, get_optimizer
+from jfhpo.optimizers.jfhpo import JFHPOOptimizer
+from jfhpo.records import Extend, Phase, RunRecord, Start, StopReason
+from jfhpo.space import FloatParam, SearchSpace
+from jfhpo.transfer import measure_transfer
+from jfhpo.view import StudyView
+
+SPACE = SearchSpace([FloatParam("lr", 1e-7, 1e-4, log=True), FloatParam("clip", 0.1, 0.4)])
+LADDER = ModelLadder([ModelRung("small", 1e6, cost=1.0), ModelRung("target", 1e8, cost=10.0)])
+STEPS = StepBudget(min_steps=4, max_steps=36, eta=3)
+FAST = {"n_candidates": 64, "fit_maxiter": 25, "n_init": 5}
+
+
+def objective(config: Mapping[str, Any], model: str, step: int) -> float:
+    """Analytic learning curve with a proxy bias on ``lr``."""
+    u = SPACE.encode(config)
+    size = (LADDER[model].size_feature - 6.0) / 2.0  # 0 small, 1 target
+    lr_opt = 0.2 + 0.6 * size
+    quality = math.exp(-((u[0] - lr_opt) ** 2) / (2 * 0.15**2)) * math.exp(
+        -((u[1] - 0.5) ** 2) / (2 * 0.35**2)
+    )
+    return quality * (1.0 - math.exp(-step / 10.0))
+
+
+def make_view(runs: list[RunRecord], n: int, seed: int = 0, **kw: Any) -> StudyView:
+    costs = tuple((r.model, r.steps_done, r.cost) for r in runs if not r.busy and r.steps_done)
+    return StudyView(
+        space=SPACE,
+        ladder=LADDER,
+        steps=STEPS,
+        seed=seed,
+        objective="reward",
+        runs=tuple(runs),
+        n_suggestions=n,
+        transfer=measure_transfer(runs, LADDER, SPACE),
+        segment_costs=costs,
+        **kw,
+    )
+
+
+def run_to(config: Mapping[str, Any], model: str, steps: int, run_id: int) -> RunRecord:
+    """A finished run evaluated every 4 steps."""
+    curve = tuple((s, objective(config, model, s)) for s in range(4, steps + 1, 4))
+    if not curve or curve[-1][0] != steps:
+        curve = (*curve, (steps, objective(config, model, steps)))
+    return RunRecord(
+        run_id=run_id,
+        config=dict(config),
+        model=model,
+        phase=Phase.SEARCH,
+        steps_done=steps,
+        score=curve[-1][1],
+        cost=LADDER[model].cost * steps,
+        curve=curve,
+        checkpoint_step=steps,
+    )
+
+
+def apply(runs: list[RunRecord], sug: Start | Extend | None) -> None:
+    assert sug is not None
+    if isinstance(sug, Start):
+        runs.append(run_to(sug.config, sug.model, sug.steps, len(runs)))
+    else:
+        old = runs[sug.run_id]
+        new = run_to(old.config, old.model, sug.steps, old.run_id)
+        runs[sug.run_id] = replace(new, cost=old.cost + LADDER[old.model].cost * (sug.steps - old.steps_done))
+
+
+def drive(opt: JFHPOOptimizer, n_iter: int, seed: int = 0) -> list[RunRecord]:
+    runs: list[RunRecord] = []
+    for i in range(n_iter):
+        apply(runs, opt.suggest(make_view(runs, i, seed)))
+    return runs
+
+
+def drive_policy(policy: str, n_iter: int = 30, **options: Any) -> tuple[JFHPOOptimizer, StudyView]:
+    opt = JFHPOOptimizer({**FAST, "policy": policy, **options})
+    runs = drive(opt, n_iter)
+    return opt, make_view(runs, n_iter)
+
+
+def test_registered_under_its_name() -> None:
+    assert get_optimizer("jfhpo") is JFHPOOptimizer
+
+
+def test_suggestions_stay_in_space_ladder_and_step_rungs() -> None:
+    opt = JFHPOOptimizer(FAST)
+    runs: list[RunRecord] = []
+    kinds = set()
+    for i in range(14):
+        view = make_view(runs, i)
+        sug = opt.suggest(view)
+        if isinstance(sug, Start):
+            assert SPACE.validate(sug.config) == dict(sug.config)
+            assert sug.model in LADDER
+            assert sug.steps in STEPS.rungs()
+            kinds.add("start")
+        else:
+            assert isinstance(sug, Extend)
+            run = view.run(sug.run_id)
+            assert not run.busy and run.stopped is None
+            assert run.steps_done < sug.steps <= STEPS.max_steps
+            kinds.add("extend")
+        apply(runs, sug)
+    assert kinds == {"start", "extend"}
+
+
+def _mid_study(n: int = 8) -> list[RunRecord]:
+    rng = np.random.default_rng(3)
+    return [run_to(SPACE.sample(rng), "small", STEPS.rungs()[i % 2], i) for i in range(n)]
+
+
+def test_same_view_and_seed_give_the_same_suggestion() -> None:
+    runs = _mid_study()
+    opts = {**FAST, "audit": False}  # the audit's choice does not depend on the seed
+    a = JFHPOOptimizer(opts).suggest(make_view(runs, 8, seed=5))
+    b = JFHPOOptimizer(opts).suggest(make_view(runs, 8, seed=5))
+    assert repr(a) == repr(b)
+    others = {repr(JFHPOOptimizer(opts).suggest(make_view(runs, 8, seed=s))) for s in range(4)}
+    assert len(others) > 1  # the seed matters
+
+
+def test_proxy_bias_is_detected_and_ladder_finds_the_target_optimum() -> None:
+    ladder_opt, ladder_view = drive_policy("ladder")
+    fixed_opt, fixed_view = drive_policy("fixed_proxy")
+    [rec] = [t for t in ladder_view.transfer if (t.small, t.large) == ("small", "target")]
+    assert rec.spearman < 0.5 and rec.n_configs >= 4
+    assert any("do not carry over" in w for w in ladder_opt.warnings(ladder_view))
+    assert ladder_opt.search_models(ladder_view) == ["target"]
+    best_ladder = ladder_opt.confirm(ladder_view, 1)[0]
+    best_fixed = fixed_opt.confirm(fixed_view, 1)[0]
+    assert abs(SPACE.encode(best_ladder)[0] - 0.8) < 0.15
+    assert abs(SPACE.encode(best_fixed)[0] - 0.8) > 0.3
+    assert objective(best_ladder, "target", 36) > objective(best_fixed, "target", 36) + 0.3
+    # the paper's policy never leaves its proxy during the search
+    assert {r.model for r in fixed_view.runs} == {"small"}
+
+
+def test_fixed_proxy_warns_without_moving() -> None:
+    runs = _mid_study(6) + [
+        run_to(r.config, "target", r.steps_done, 10 + i) for i, r in enumerate(_mid_study(6))
+    ]
+    view = make_view(runs, 12)
+    opt = JFHPOOptimizer({**FAST, "policy": "fixed_proxy"})
+    assert opt.search_models(view) == ["small"]
+    assert any("consider policy: ladder" in w for w in opt.warnings(view))
+    assert JFHPOOptimizer(FAST).search_models(view) == ["target"]
+
+
+def _pending(sug: Start | Extend | None, runs: list[RunRecord]) -> list[RunRecord]:
+    assert sug is not None
+    if isinstance(sug, Start):
+        busy = RunRecord(len(runs), dict(sug.config), sug.model, Phase.SEARCH, pending_steps=sug.steps)
+        return [*runs, busy]
+    return [replace(r, pending_steps=sug.steps) if r.run_id == sug.run_id else r for r in runs]
+
+
+@pytest.mark.parametrize("n_runs", [2, 8])
+def test_pending_runs_lead_to_different_suggestions(n_runs: int) -> None:
+    runs = _mid_study(n_runs)
+    opt = JFHPOOptimizer(FAST)
+    first = opt.suggest(make_view(runs, n_runs))
+    runs2 = _pending(first, runs)
+    second = opt.suggest(make_view(runs2, n_runs, workers=2))
+    assert repr(first) != repr(second)
+    runs3 = _pending(second, runs2)
+    third = opt.suggest(make_view(runs3, n_runs, workers=3))
+    assert repr(third) not in {repr(first), repr(second)}
+
+
+def test_stopped_runs_teach_but_are_never_extended() -> None:
+    runs = _mid_study()
+    reason = StopReason("zero_reward", "reward stayed at 0")
+    runs = [replace(r, stopped=reason) if r.steps_done < 36 else r for r in runs]
+    opt = JFHPOOptimizer(FAST)
+    for i in range(3):
+        view = make_view(runs, 8 + i)
+        sug = opt.suggest(view)
+        if isinstance(sug, Extend):
+            assert view.run(sug.run_id).stopped is None
+    assert not any(opt.may_extend(view, r) for r in runs if r.stopped is not None)
+
+
+def test_may_extend_follows_the_policy() -> None:
+    cfg = {"lr": 1e-6, "clip": 0.2}
+    runs = [run_to(cfg, "small", 4, 0), run_to(cfg, "target", 4, 1)]
+    view = make_view(runs, 2)
+    assert JFHPOOptimizer(FAST).may_extend(view, runs[0])
+    fixed = JFHPOOptimizer({**FAST, "policy": "fixed_proxy", "proxy": "target"})
+    assert not fixed.may_extend(view, runs[0]) and fixed.may_extend(view, runs[1])
+
+
+def test_confirm_ranks_by_the_predicted_target_score() -> None:
+    _, view = drive_policy("ladder", n_iter=20)
+    opt = JFHPOOptimizer(FAST)
+    top = opt.confirm(view, 3)
+    assert len(top) == 3 and len({SPACE.key(c) for c in top}) == 3
+    assert abs(SPACE.encode(top[0])[0] - 0.8) < 0.2
+
+
+def test_initial_design_is_random_at_the_cheapest_fidelity() -> None:
+    opt = JFHPOOptimizer({**FAST, "n_init": 3})
+    runs: list[RunRecord] = []
+    for i in range(3):
+        sug = opt.suggest(make_view(runs, i))
+        assert isinstance(sug, Start) and (sug.model, sug.steps) == ("small", 4)
+        apply(runs, sug)
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"n_init": 0}, "n_init"),
+        ({"n_candidates": 2}, "n_candidates"),
+        ({"policy": "magic"}, "policy"),
+        ({"transfer_threshold": 2}, "transfer_threshold"),
+        ({"min_transfer_configs": 2}, "min_transfer_configs"),
+        ({"xi": -1}, "xi"),
+        ({"acquisition": "ucb"}, "acquisition"),
+        ({"fit_maxiter": 0}, "fit_maxiter"),
+        ({"stopped_score": "zero"}, "stopped_score"),
+        ({"audit": "yes"}, "audit"),
+        ({"audit_fraction": 0}, "audit_fraction"),
+        ({"n_init": True}, "n_init"),
+        ({"bogus": 1}, "bogus"),
+    ],
+)
+def test_bad_options_name_the_option(options: dict[str, Any], name: str) -> None:
+    with pytest.raises(OptimizerError, match=name):
+        JFHPOOptimizer(options)
+
+
+def test_unknown_proxy_is_reported_when_the_ladder_is_known() -> None:
+    opt = JFHPOOptimizer({"policy": "fixed_proxy", "proxy": "70b"})
+    with pytest.raises(OptimizerError, match="proxy"):
+        opt.suggest(make_view([], 0))
