@@ -247,6 +247,9 @@ class Tuner:
         st = self.study
         seg = st.segments[seg_id]
         end = int(outcome.end_step)
+        if outcome.final_metrics:
+            # metrics of the end step that came after its report (the evaluation of a stop)
+            st.add_observation(seg_id, end, outcome.final_metrics)
         if outcome.checkpoint:
             self.registry.commit(seg_id, seg.run_id, end)
         score = None

@@ -243,15 +243,18 @@ class SyntheticBackend(Backend):
                 time.sleep(self.sleep)
             verdict = report(step, metrics)
             if verdict is Verdict.STOP:
-                if "eval_accuracy" not in metrics:
-                    # a stopped segment still ends with an evaluation, reported as its own event
-                    ev = self.problem.eval_score(config, params, step, task.seed)
-                    report(step, {"eval_accuracy": ev})
                 break
+        final: dict[str, float] = {}
+        if step > task.start_step and step != task.target_step and not (
+            task.eval_every and step % task.eval_every == 0
+        ):
+            # a stopped segment still ends with an evaluation of the step it stopped at
+            final["eval_accuracy"] = self.problem.eval_score(config, params, step, task.seed)
         self._save(task, step, rng, avg)
         done = step - task.start_step
         return SegmentOutcome(
-            end_step=step, cost=self.problem.cost(task.model.cost, done), checkpoint=True
+            end_step=step, cost=self.problem.cost(task.model.cost, done), checkpoint=True,
+            final_metrics=final,
         )
 
     @staticmethod
