@@ -331,21 +331,30 @@ class Tuner:
     def wall_used(self) -> float:
         return self._wall0 + (self.clock() - self._t0)
 
-    def expected_cost(self, model: str, steps: int) -> float:
-        """Seconds ``steps`` steps of ``model`` should cost, from observed segments."""
-        ladder = self.study.ladder
-        per_step: dict[str, list[float]] = {}
+    def expected_cost(self, model: str, steps: int, *, measured_only: bool = False) -> float:
+        """Seconds ``steps`` steps of ``model`` should cost, from the segments seen so far.
+
+        Costs are modelled as a fixed overhead per segment plus a per-step cost (least squares on
+        ``a + b * steps`` once two step counts were seen; per-step ratios before). Without
+        segments of ``model`` the estimate is scaled from the other models by the cost hints,
+        unless ``measured_only``, which then answers 0 (unknown).
+        """
         st = self.study
+        points: list[tuple[str, int, float]] = []
         for seg in st.segments.values():
             if seg.status not in (SegmentStatus.COMPLETED, SegmentStatus.STOPPED) or not seg.cost:
                 continue
-            m, n, c = st.runs[seg.run_id].model, (seg.end_step or 0) - seg.start_step, seg.cost
+            n = (seg.end_step or 0) - seg.start_step
             if n > 0:
-                per_step.setdefault(m, []).append(c / n)
-        if model in per_step:
-            return statistics.median(per_step[model]) * steps
-        scaled = [statistics.median(v) / ladder[m].cost for m, v in per_step.items()]
-        return statistics.median(scaled) * ladder[model].cost * steps if scaled else 0.0
+                points.append((st.runs[seg.run_id].model, n, float(seg.cost)))
+        same = [(float(n), c) for m, n, c in points if m == model]
+        if same:
+            return _affine_cost(same, float(steps))
+        if measured_only or not points:
+            return 0.0
+        ladder = st.ladder
+        scaled = [(ladder[m].cost * n, c) for m, n, c in points]
+        return _affine_cost(scaled, ladder[model].cost * steps)
 
     def _search_budget_left(self) -> bool:
         v = self.view()
@@ -363,7 +372,10 @@ class Tuner:
         if k == 0:
             return 0.0
         n = k + (1 if spec.confirm.include_recipe else 0)
-        need = n * self.expected_cost(self.study.ladder.target.name, self.study.steps.max_steps)
+        # only costs measured on the target itself: extrapolating short proxy segments (whose
+        # fixed overhead dominates) over-reserves and starves the search
+        need = n * self.expected_cost(self.study.ladder.target.name, self.study.steps.max_steps,
+                                      measured_only=True)
         return max(spec.budget.seconds * spec.confirm.fraction, need)
 
     # ---- confirmation --------------------------------------------------------------------------
@@ -456,6 +468,21 @@ class Tuner:
                 f"{t.small}->{t.large}: Spearman {t.spearman:.2f} ({t.n_configs} configs)"
                 for t in st.transfer)
         self.sink.update(self.snap)
+
+
+def _affine_cost(points: list[tuple[float, float]], x: float) -> float:
+    """Predict cost at ``x`` from (x, cost) points with ``a + b x`` (a, b >= 0); with a single
+    distinct x, proportionally."""
+    xs = [p[0] for p in points]
+    if len(set(xs)) < 2:
+        return statistics.median(c / max(px, 1e-9) for px, c in points) * x
+    mx, mc = statistics.fmean(xs), statistics.fmean(c for _, c in points)
+    sxx = sum((px - mx) ** 2 for px in xs)
+    b = max(sum((px - mx) * (c - mc) for px, c in points) / sxx, 0.0)
+    a = max(mc - b * mx, 0.0)
+    if b == 0.0:
+        return statistics.median(c / max(px, 1e-9) for px, c in points) * x
+    return a + b * x
 
 
 def summarize_config(config: Mapping[str, Any]) -> str:
