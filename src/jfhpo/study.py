@@ -7,6 +7,7 @@ a fresh ``Study.open`` would rebuild. Decision logic gets a ``StudyView`` from `
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Mapping
@@ -208,6 +209,14 @@ class Study:
         self.storage.set_meta("phase", phase.value)
         self.phase = phase
 
+    def set_recipe(self, config: Mapping[str, Any]) -> None:
+        """Remember the backend's recipe configuration (the no-search baseline)."""
+        self.storage.set_meta("recipe", json.dumps(dict(config), sort_keys=True))
+
+    def recipe(self) -> dict[str, Any] | None:
+        text = self.storage.meta().get("recipe")
+        return None if text is None else dict(json.loads(text))
+
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.storage.add_event("warning", {"message": message})
@@ -306,7 +315,16 @@ class Study:
             how = (f"best search run at the largest fidelity reached ({best.model}, "
                    f"{best.steps_done} steps); no confirmation on the target was run")
         assert best.score is not None
+        recipe_score = None
+        recipe = self.recipe()
+        if recipe is not None and confirmed:
+            key = self.space.key(recipe)
+            scores = [r.score for r in confirmed
+                      if r.score is not None and self.space.key(r.config) == key]
+            if scores:
+                recipe_score = self.sign * max(scores)
         return {
+            "recipe_score": recipe_score,
             "config": dict(best.config), "score": self.sign * best.score,
             "objective": self.objective, "model": best.model, "steps": best.steps_done,
             "run_id": best.run_id, "how": how,

@@ -92,6 +92,8 @@ class Tuner:
         finally:
             self.study.touch_wall(self.wall_used())
         best = st.best()
+        for line in summary_lines(st):
+            self.sink.message(line)
         self.sink.finish(best)
         return best
 
@@ -402,6 +404,8 @@ class Tuner:
         if st.spec.confirm.include_recipe:
             recipe = self.backend_cls.recipe()
             rc = {n: recipe[n] for n in st.space.names if n in recipe}
+            if len(rc) == len(st.space.names):
+                st.set_recipe(rc)
             if len(rc) == len(st.space.names) and st.space.key(rc) not in keys:
                 configs.insert(min(1, len(configs)), rc)
         target, steps = st.ladder.target.name, st.steps.max_steps
@@ -468,6 +472,22 @@ class Tuner:
                 f"{t.small}->{t.large}: Spearman {t.spearman:.2f} ({t.n_configs} configs)"
                 for t in st.transfer)
         self.sink.update(self.snap)
+
+
+def summary_lines(study: Study) -> list[str]:
+    """The closing lines of a study: transfer figures and the recipe beside the winner."""
+    lines = [
+        f"transfer {t.small} -> {t.large}: Spearman {t.spearman:.2f}, Kendall {t.kendall:.2f} "
+        f"over {t.n_configs} configurations ({t.n_pairs} pairs)"
+        for t in study.transfer
+    ]
+    best = study.best()
+    if best is not None and best.get("recipe_score") is not None:
+        diff = best["score"] - best["recipe_score"]
+        lines.append(f"recipe (no search) on the target: {best['objective']}="
+                     f"{best['recipe_score']:.4f}; the winner: {best['score']:.4f} "
+                     f"({diff:+.4f})")
+    return lines
 
 
 def _affine_cost(points: list[tuple[float, float]], x: float) -> float:

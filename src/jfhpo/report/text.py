@@ -32,9 +32,21 @@ def status_dict(study: Study) -> dict[str, Any]:
     confirmed = [r for r in runs if r["phase"] == Phase.CONFIRM.value and r["score"] is not None]
     if confirmed:
         order = sorted(confirmed, key=lambda r: r["score"], reverse=study.sign > 0)
+        recipe = study.recipe()
+        rkey = None if recipe is None else study.space.key(recipe)
+
+        def is_recipe(row: dict[str, Any]) -> bool:
+            return rkey is not None and study.space.key(row["config"]) == rkey
+
+        # confirmation runs are planned (and numbered) in the optimizer's ranking from the search
+        planned = [r["run_id"] for r in sorted(confirmed, key=lambda r: r["run_id"])
+                   if not is_recipe(r)]
         for rank, row in enumerate(order, 1):
-            proxy_vs_target.append({"config": row["config"], "target_score": row["score"],
-                                    "target_rank": rank, "run_id": row["run_id"]})
+            proxy_vs_target.append({
+                "config": row["config"], "target_score": row["score"], "target_rank": rank,
+                "search_rank": planned.index(row["run_id"]) + 1 if row["run_id"] in planned
+                else None,
+                "run_id": row["run_id"], "recipe": is_recipe(row)})
     return {
         "name": study.spec.name, "folder": str(study.folder), "phase": study.phase.value,
         "objective": study.objective, "mode": study.spec.objective.mode,
@@ -93,7 +105,10 @@ def status_text(study: Study, limit: int = 40) -> str:
         lines.append(f"(showing the last {limit} of {len(d['runs'])} runs; --json has all)")
     if d["confirmation"]:
         lines.append("")
-        lines.append("confirmation on the target (ranked by target score):")
+        lines.append("confirmation on the target (search rank = the optimizer's ranking before it):")
+        lines.append(f"  {'target':>6} {'search':>6} {'score':>8}  configuration")
         for c in d["confirmation"]:
-            lines.append(f"  #{c['target_rank']} {c['target_score']:.4f}  {_fmt_config(c['config'])}")
+            srank = "recipe" if c["recipe"] else f"#{c['search_rank']}"
+            lines.append(f"  #{c['target_rank']:<5} {srank:>6} {c['target_score']:>8.4f}  "
+                         f"{_fmt_config(c['config'])}")
     return "\n".join(lines)
