@@ -36,6 +36,14 @@ class Optimizer(abc.ABC):
         when nothing should start until a pending segment ends. Pending runs are in ``view``.
         """
 
+    def _model(self, view: StudyView) -> str:
+        """The ``model`` option of single-model optimizers (default: the target), checked."""
+        model = str(self.options.get("model", view.ladder.target.name))
+        if model not in view.ladder:
+            raise OptimizerError(f"optimizer.options.model: unknown model {model!r}; "
+                                 f"the ladder has {view.ladder.names}")
+        return model
+
     def may_extend(self, view: StudyView, run: RunRecord) -> bool:
         """Whether ``run`` may still be extended; the checkpoint registry deletes the
         checkpoints of runs for which this is False. Default: any idle, unstopped run short of

@@ -71,13 +71,6 @@ class Hyperband(Optimizer):
             raise OptimizerError(f"optimizer.options: unknown key(s) {sorted(bad)} for hyperband; "
                                  "valid: ['eta', 'model']")
 
-    def _model(self, view: StudyView) -> str:
-        model = str(self.options.get("model", view.ladder.target.name))
-        if model not in view.ladder:
-            raise OptimizerError(f"optimizer.options.model: unknown model {model!r}; "
-                                 f"the ladder has {view.ladder.names}")
-        return model
-
     def brackets(self, view: StudyView) -> list[_Bracket]:
         """Rebuild the brackets from the study's runs (creation order = membership order)."""
         eta = int(self.options.get("eta", view.steps.eta))

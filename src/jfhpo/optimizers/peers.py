@@ -114,13 +114,6 @@ class PeerAdapter(Optimizer, abc.ABC):
         (the job continues) or None (the peer is done with this run for now)."""
 
     # ---- shared logic -------------------------------------------------------------------------
-    def _model(self, view: StudyView) -> str:
-        model = str(self.options.get("model", view.ladder.target.name))
-        if model not in view.ladder:
-            raise OptimizerError(f"optimizer.options.model: unknown model {model!r}; "
-                                 f"the ladder has {view.ladder.names}")
-        return model
-
     def _steps(self, view: StudyView, budget: float) -> int:
         return int(min(max(round(float(budget)), 1), view.steps.max_steps))
 

@@ -28,10 +28,7 @@ class RandomSearch(Optimizer):
                                  "valid: ['model', 'steps']")
 
     def suggest(self, view: StudyView) -> Suggestion | None:
-        model = str(self.options.get("model", view.ladder.target.name))
-        if model not in view.ladder:
-            raise OptimizerError(f"optimizer.options.model: unknown model {model!r}; "
-                                 f"the ladder has {view.ladder.names}")
+        model = self._model(view)
         steps = int(self.options.get("steps", view.steps.max_steps))
         return Start(view.space.sample(view.rng()), model, steps)
 
