@@ -19,8 +19,9 @@ def make_study(tmp_path: Path) -> Study:
 
 def test_state_is_rebuilt_from_the_file(tmp_path: Path) -> None:
     st = make_study(tmp_path)
-    sid = st.add_suggestion("start", 30, Phase.SEARCH, config={"learning_rate": 1e-4}, model="1m")
-    rid = st.add_run(sid, {"learning_rate": 1e-4}, "1m", Phase.SEARCH)
+    config = {"learning_rate": 1e-4, "beta": 1e-3, "epsilon": 0.2, "num_generations": 8}
+    sid = st.add_suggestion("start", 30, Phase.SEARCH, config=config, model="1m")
+    rid = st.add_run(sid, config, "1m", Phase.SEARCH)
     seg = st.add_segment(rid, sid, 0, 30)
     st.update_segment(seg, status=int(SegmentStatus.RUNNING))
     st.add_observation(seg, 1, {"reward": 0.5, "kl": float("nan"), "note": "text is dropped"})
@@ -40,8 +41,9 @@ def test_state_is_rebuilt_from_the_file(tmp_path: Path) -> None:
 
 def test_interrupted_segments_are_hidden_and_kept(tmp_path: Path) -> None:
     st = make_study(tmp_path)
-    sid = st.add_suggestion("start", 30, Phase.SEARCH, config={}, model="1m")
-    rid = st.add_run(sid, {}, "1m", Phase.SEARCH)
+    config = {"learning_rate": 1e-4, "beta": 1e-3, "epsilon": 0.2, "num_generations": 8}
+    sid = st.add_suggestion("start", 30, Phase.SEARCH, config=config, model="1m")
+    rid = st.add_run(sid, config, "1m", Phase.SEARCH)
     seg = st.add_segment(rid, sid, 0, 30)
     st.update_segment(seg, status=int(SegmentStatus.RUNNING))
     st.add_observation(seg, 1, {"reward": 0.5})
@@ -56,8 +58,9 @@ def test_interrupted_segments_are_hidden_and_kept(tmp_path: Path) -> None:
 
 def test_full_disk_gives_a_clear_error_and_keeps_what_was_recorded(tmp_path: Path) -> None:
     st = make_study(tmp_path)
-    sid = st.add_suggestion("start", 30, Phase.SEARCH, config={}, model="1m")
-    rid = st.add_run(sid, {}, "1m", Phase.SEARCH)
+    config = {"learning_rate": 1e-4, "beta": 1e-3, "epsilon": 0.2, "num_generations": 8}
+    sid = st.add_suggestion("start", 30, Phase.SEARCH, config=config, model="1m")
+    rid = st.add_run(sid, config, "1m", Phase.SEARCH)
     seg = st.add_segment(rid, sid, 0, 10_000)
     # SQLite's own page cap makes the database "full" exactly as a full disk would
     pages = st.storage.conn.execute("PRAGMA page_count").fetchone()[0]

@@ -285,41 +285,88 @@ class JFHPOOptimizer(Optimizer):
             config = view.space.sample(rng)
         return Start(config=config, model=model, steps=steps)
 
-    def _audit(self, view: StudyView, models: list[str]) -> Start | None:
-        """Re-run configurations of the lowest searched rung on larger rungs to measure transfer."""
+    def _audit(self, view: StudyView, models: list[str]) -> Suggestion | None:
+        """Re-run configurations of the lowest searched rung on larger rungs to measure transfer.
+
+        Rankings after a few steps are mostly noise (small learning rates have barely moved), so
+        the audit compares configurations trained for the full step budget on the low rung: it
+        first extends ``max(n_init, min_transfer_configs)`` of its runs (best first) to
+        ``max_steps`` (cheap on the smallest rung), then starts ``min_transfer_configs`` of them,
+        spread over their ranking at the full budget, on each larger rung at the most steps whose
+        ``min_transfer_configs`` starts cost at most ``audit_fraction`` of the budget left (the
+        check reads both curves at the step they share).
+        """
         low = models[0]
         names = view.ladder.names
         k = self.opts.min_transfer_configs
-        low_runs = [r for r in view.finished(low) if not r.failed]
+        full = view.steps.max_steps
         best: dict[str, RunRecord] = {}
-        for r in low_runs:
+        for r in view.runs:
+            if r.model != low or r.failed or r.steps_done <= 0 or r.score is None:
+                continue
             key = view.space.key(r.config)
             if key not in best or r.steps_done > best[key].steps_done:
                 best[key] = r
         if len(best) < max(self.opts.n_init, k):
             return None
-        ranked = sorted(best, key=lambda key: (-(best[key].score or 0.0), key))
+        cost = CostModel(view.ladder, view.segment_costs)
+        bounded = cost.calibrated and math.isfinite(view.budget_total)
+        allowance = self.opts.audit_fraction * view.budget_left
+        # 1. max(n_init, k) configurations of the low rung trained to the full budget
+        need = max(self.opts.n_init, k)
+        at_full = sorted(
+            (key for key, r in best.items() if r.steps_done >= full and not r.busy),
+            key=lambda key: (-(best[key].score or 0.0), key),
+        )
+        if len(at_full) < need:
+            if any(r.busy for r in best.values() if r.steps_done < full and r.stopped is None):
+                return None  # an audit extension may be under way: wait for it
+            growable = [
+                key
+                for key, r in best.items()
+                if key not in at_full and r.stopped is None and self.may_extend(view, r)
+            ]
+            if len(at_full) + len(growable) < k:
+                return None
+            if growable and len(at_full) < need:
+                s0 = min(best[key].steps_done for key in growable)
+                key = min(growable, key=lambda key: (-self._value_at(best[key], s0), key))
+                run = best[key]
+                if bounded and cost.segment(low, full - run.steps_done) > allowance / need:
+                    return None
+                return Extend(run_id=run.run_id, steps=full)
+        # 2. the same configurations on each larger rung, next rung first
         records = {(t.small, t.large): t for t in self._transfer(view)}
         audited_anywhere: set[str] = set()
         for up in names[names.index(low) + 1 :]:
             on_up = {view.space.key(r.config) for r in view.runs if r.model == up and not r.failed}
-            common = [key for key in ranked if key in on_up]
+            common = [key for key in at_full if key in on_up]
             if len(common) >= k:
                 if (low, up) not in records:
                     return None  # audit runs still pending (or tied): wait for them
                 audited_anywhere |= set(common)
                 continue  # measured and good enough (a bad one would have dropped ``low``)
-            key = self._pick_audit(ranked, set(common), audited_anywhere, k)
-            run = best[key]
-            cost = CostModel(view.ladder, view.segment_costs)
-            if (
-                cost.calibrated
-                and math.isfinite(view.budget_total)
-                and cost.segment(up, run.steps_done) > self.opts.audit_fraction * view.budget_left
-            ):
-                return None
-            return Start(config=dict(run.config), model=up, steps=run.steps_done)
+            steps = full
+            if bounded:
+                fits = [s for s in view.steps.rungs() if k * cost.segment(up, s) <= allowance]
+                if not fits:
+                    return None
+                steps = max(fits)
+            key = self._pick_audit(at_full, set(common), audited_anywhere, k)
+            return Start(config=dict(best[key].config), model=up, steps=min(steps, full))
         return None
+
+    @staticmethod
+    def _value_at(run: RunRecord, step: int) -> float:
+        """The run's last objective at or before ``step`` (its first one if none is earlier)."""
+        pts = sorted((int(s), float(v)) for s, v in run.curve if math.isfinite(v))
+        if run.score is not None and math.isfinite(run.score):
+            pts.append((int(run.steps_done), float(run.score)))
+            pts.sort()
+        if not pts:
+            return 0.0
+        earlier = [v for s, v in pts if s <= step]
+        return earlier[-1] if earlier else pts[0][1]
 
     @staticmethod
     def _pick_audit(ranked: list[str], done: set[str], preferred: set[str], k: int) -> str:

@@ -330,12 +330,18 @@ class GPSurrogate:
 
 
 class CostModel:
-    """Predicts seconds per training step on each model of the ladder.
+    """Predicts the seconds a segment costs on each model of the ladder.
 
-    log(seconds/step) = log(hint) + a + b * size, fitted by least squares on the finished
-    segments ``(model, steps, seconds)``. Without data a = b = 0 (the hints, relative units);
-    with one model measured only ``a``; with two or more both, the slope ridge-shrunk towards the
-    hints' own slope (b = 0) so that two noisy points cannot invert the order of the ladder.
+    ``seconds = overhead + steps * per_step(model)``, with
+    ``log(per_step(model)) = log(hint) + a + b * size``. ``overhead`` is a fixed cost every segment
+    pays (process start, model load, final evaluation), the same on every model; it can only be
+    told apart from the per-step cost once some model has segments of two different lengths, and
+    stays 0 before that. Fitted by least squares on log(seconds) of the finished segments
+    ``(model, steps, seconds)``: for a given overhead, ``a`` and ``b`` by least squares on
+    log((seconds - overhead) / steps) - log(hint), the slope ridge-shrunk towards the hints' own
+    slope (b = 0) so that two noisy points cannot invert the order of the ladder; the overhead by a
+    grid search then a bounded 1-D search in [0, 0.95 * the cheapest segment). Without data
+    a = b = overhead = 0 (the hints, relative units); with one model measured only ``a``.
     """
 
     def __init__(
@@ -345,25 +351,55 @@ class CostModel:
         ridge: float = 0.1,
     ) -> None:
         self.ladder = ladder
-        sizes: list[float] = []
-        resid: list[float] = []
+        self.ridge = ridge
+        segs: list[tuple[float, float, float, float]] = []  # (size, log hint, steps, seconds)
         for model, steps, seconds in segment_costs:
             if model not in ladder or steps <= 0 or not (seconds > 0 and math.isfinite(seconds)):
                 continue
             rung = ladder[model]
-            sizes.append(rung.size_feature)
-            resid.append(math.log(seconds / steps) - math.log(rung.cost))
-        self.n_segments = len(resid)
-        self.a, self.b = 0.0, 0.0
-        if resid:
-            s = np.asarray(sizes)
-            r = np.asarray(resid)
-            if np.ptp(s) > 0:
-                sc = s - s.mean()
-                self.b = float((sc @ (r - r.mean())) / (sc @ sc + ridge * len(s)))
-                self.a = float(r.mean() - self.b * s.mean())
-            else:
-                self.a = float(r.mean())
+            segs.append((rung.size_feature, math.log(rung.cost), float(steps), float(seconds)))
+        self.n_segments = len(segs)
+        self.a, self.b, self.overhead = 0.0, 0.0, 0.0
+        if not segs:
+            return
+        arr = np.asarray(segs)
+        self._s, self._h, self._n, self._t = arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
+        lengths: dict[float, set[float]] = {}
+        for size, _, n, _ in segs:
+            lengths.setdefault(size, set()).add(n)
+        self.a, self.b = self._fit_rates(0.0)
+        if max(len(v) for v in lengths.values()) < 2:
+            return  # one segment length per model: a fixed overhead is not identifiable
+        top = 0.95 * float(self._t.min())
+        grid = np.linspace(0.0, top, 20)
+        losses = [self._loss(o) for o in grid]
+        i = int(np.argmin(losses))
+        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+        best_o, best_loss = float(grid[i]), float(losses[i])
+        if hi > lo:
+            from scipy.optimize import minimize_scalar
+
+            res = minimize_scalar(self._loss, bounds=(lo, hi), method="bounded")
+            if res.success and float(res.fun) < best_loss:
+                best_o, best_loss = float(res.x), float(res.fun)
+        if best_loss < self._loss(0.0) - 1e-12:
+            self.overhead = best_o
+            self.a, self.b = self._fit_rates(best_o)
+
+    def _fit_rates(self, overhead: float) -> tuple[float, float]:
+        """``a`` and ``b`` for a given overhead (least squares, slope ridge-shrunk towards 0)."""
+        s = self._s
+        r = np.log(np.maximum(self._t - overhead, 1e-12) / self._n) - self._h
+        if np.ptp(s) > 0:
+            sc = s - s.mean()
+            b = float((sc @ (r - r.mean())) / (sc @ sc + self.ridge * len(s)))
+            return float(r.mean() - b * s.mean()), b
+        return float(r.mean()), 0.0
+
+    def _loss(self, overhead: float) -> float:
+        a, b = self._fit_rates(overhead)
+        pred = overhead + self._n * np.exp(self._h + a + b * self._s)
+        return float(np.sum((np.log(pred) - np.log(self._t)) ** 2))
 
     @property
     def calibrated(self) -> bool:
@@ -375,5 +411,7 @@ class CostModel:
         return float(rung.cost * math.exp(self.a + self.b * rung.size_feature))
 
     def segment(self, model: str, steps: float) -> float:
-        """Expected cost of training ``steps`` more steps on ``model``."""
-        return self.per_step(model) * max(float(steps), 0.0)
+        """Expected cost of one segment training ``steps`` more steps on ``model``."""
+        if steps <= 0:
+            return 0.0
+        return self.overhead + self.per_step(model) * float(steps)
