@@ -20,6 +20,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from gitinfo import git_commit  # bench/tiny_workload/gitinfo.py (the script's folder)
+
 from jfhpo.backends.base import SegmentTask
 from jfhpo.backends.tiny import TinyGRPOBackend
 from jfhpo.backends.tiny.base_models import ensure_base_model
@@ -74,7 +76,7 @@ def markdown(rows: list[dict[str, Any]], base: dict[str, float], command: str, s
         "# GRPO learning-rate sweep on the tiny workload",
         "",
         f"Command: `{command}`  ",
-        "Commit: COMMIT  ",
+        f"Commit: {git_commit()}  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores; one torch thread per run.",
         "",
         f"Held-out accuracy (sampled at T=1, 500 validation problems, fixed seed) after {steps} "

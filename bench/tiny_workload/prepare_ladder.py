@@ -15,6 +15,8 @@ import platform
 import tempfile
 import time
 
+from gitinfo import git_commit  # bench/tiny_workload/gitinfo.py (the script's folder)
+
 from jfhpo.backends.tiny import TinyGRPOBackend
 from jfhpo.backends.tiny.base_models import read_manifest
 from jfhpo.backends.tiny.models import SIZES, param_count
@@ -51,7 +53,7 @@ def main() -> None:
         "",
         f"Command: `nice python bench/tiny_workload/prepare_ladder.py --sizes {args.sizes} "
         f"--workers {args.workers}`  ",
-        "Commit: COMMIT  ",
+        f"Commit: {git_commit()}  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores; one torch thread per process; "
         "other jobs shared the CPU during the run.",
         "",

@@ -19,6 +19,8 @@ import tempfile
 from dataclasses import asdict, replace
 from typing import Any
 
+from gitinfo import git_commit  # bench/tiny_workload/gitinfo.py (the script's folder)
+
 from jfhpo.backends.base import SegmentTask
 from jfhpo.backends.tiny import TinyGRPOBackend
 from jfhpo.fidelity import ModelRung
@@ -104,7 +106,7 @@ def main() -> None:
             "",
             f"Command: `nice python bench/tiny_workload/resume_check.py --size {args.size} "
             f"--steps {args.steps}`  ",
-            "Commit: COMMIT  ",
+            f"Commit: {git_commit()}  ",
             "",
             f"Model {args.size}; config {CONFIG}; eval every 10 steps. Run A: 0->{args.steps} in "
             f"one process. Run B: 0->{half} in that process, {half}->{args.steps} resumed from B's "

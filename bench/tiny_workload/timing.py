@@ -22,6 +22,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from gitinfo import git_commit  # bench/tiny_workload/gitinfo.py (the script's folder)
+
 from jfhpo.backends.base import SegmentTask
 from jfhpo.backends.tiny import TinyGRPOBackend
 from jfhpo.backends.tiny.base_models import ensure_base_model
@@ -91,7 +93,7 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
         "# Tiny workload timing",
         "",
         f"Command: `{command}`  ",
-        "Commit: COMMIT  ",
+        f"Commit: {git_commit()}  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or '?'}; "
         "one torch thread; other jobs shared the CPU, so CPU seconds are the steadier numbers.",
         "",
