@@ -252,3 +252,20 @@ def test_unknown_proxy_is_reported_when_the_ladder_is_known() -> None:
     opt = JFHPOOptimizer({"policy": "fixed_proxy", "proxy": "70b"})
     with pytest.raises(OptimizerError, match="proxy"):
         opt.suggest(make_view([], 0))
+
+
+def test_audit_trains_the_proxy_runs_to_the_full_budget_before_comparing() -> None:
+    opt = JFHPOOptimizer({**FAST, "n_init": 4})
+    runs: list[RunRecord] = []
+    sugs = []
+    for i in range(12):
+        sug = opt.suggest(make_view(runs, i))
+        sugs.append(sug)
+        apply(runs, sug)
+    # the initial design, then its four proxy runs extended to the full budget ...
+    assert all(isinstance(s, Start) and s.model == "small" for s in sugs[:4])
+    assert all(isinstance(s, Extend) and s.steps == STEPS.max_steps for s in sugs[4:8])
+    # ... and only then re-run on the target, at the step count the proxy runs reached
+    audit = [s for s in sugs[8:12] if isinstance(s, Start) and s.model == "target"]
+    assert len(audit) == 4 and all(s.steps == STEPS.max_steps for s in audit)
+    assert {SPACE.key(s.config) for s in audit} == {SPACE.key(r.config) for r in runs[:4]}

@@ -85,3 +85,15 @@ def test_cost_model_falls_back_to_hints_then_learns() -> None:
     assert both.segment("s", 4) == pytest.approx(4 * both.per_step("s"))
     ignored = CostModel(LADDER, [("s", 0, 5.0), ("s", 3, math.nan), ("zz", 3, 1.0)])
     assert not ignored.calibrated
+
+
+def test_cost_model_learns_a_fixed_overhead_per_segment() -> None:
+    # every segment pays 5 s on top of 0.1 s/step on "s" and 1 s/step on "t"
+    segs = [("s", 4, 5.4), ("s", 60, 11.0), ("t", 4, 9.0), ("t", 32, 37.0)]
+    model = CostModel(LADDER, segs)
+    assert model.overhead == pytest.approx(5.0, abs=0.3)
+    assert model.per_step("s") == pytest.approx(0.1, rel=0.15)
+    assert model.segment("t", 64) == pytest.approx(69.0, rel=0.1)
+    assert model.segment("t", 0) == 0.0
+    # one segment length per model: the overhead cannot be told apart, it stays 0
+    assert CostModel(LADDER, [("s", 10, 6.0), ("t", 10, 15.0)]).overhead == 0.0
