@@ -349,13 +349,22 @@ class Tuner:
             n = (seg.end_step or 0) - seg.start_step
             if n > 0:
                 points.append((st.runs[seg.run_id].model, n, float(seg.cost)))
+        ladder = st.ladder
         same = [(float(n), c) for m, n, c in points if m == model]
+        scaled = [(ladder[m].cost * n, c) for m, n, c in points]
+        if same and len({n for n, _ in same}) >= 2:
+            return _affine_cost(same, float(steps))
         if same:
+            # one step count on this model: overhead and per-step cost cannot be told apart
+            # from it alone; take the per-step slope from every model (scaled by the cost
+            # hints) and this model's own overhead
+            slope = _slope(scaled) * ladder[model].cost
+            if slope > 0:
+                overhead = max(statistics.fmean(c - slope * n for n, c in same), 0.0)
+                return overhead + slope * steps
             return _affine_cost(same, float(steps))
         if measured_only or not points:
             return 0.0
-        ladder = st.ladder
-        scaled = [(ladder[m].cost * n, c) for m, n, c in points]
         return _affine_cost(scaled, ladder[model].cost * steps)
 
     def _search_budget_left(self) -> bool:
@@ -488,6 +497,16 @@ def summary_lines(study: Study) -> list[str]:
                      f"{best['recipe_score']:.4f}; the winner: {best['score']:.4f} "
                      f"({diff:+.4f})")
     return lines
+
+
+def _slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of cost on x (0 when x does not vary or the slope is negative)."""
+    xs = [p[0] for p in points]
+    if len(set(xs)) < 2:
+        return 0.0
+    mx, mc = statistics.fmean(xs), statistics.fmean(c for _, c in points)
+    sxx = sum((px - mx) ** 2 for px in xs)
+    return max(sum((px - mx) * (c - mc) for px, c in points) / sxx, 0.0)
 
 
 def _affine_cost(points: list[tuple[float, float]], x: float) -> float:
