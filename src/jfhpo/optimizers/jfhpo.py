@@ -9,8 +9,10 @@ Each decision rebuilds everything from the view (no state between calls):
    configurations); such a rung and all below it are dropped, and ``warnings()`` says so.
 2. Initial design: ``n_init`` random configurations at the cheapest fidelity allowed.
 3. Transfer audit (ladder only): once the lowest searched rung has scored enough configurations,
-   a few of them, spread over its ranking, are re-run on each larger rung at the same step count,
-   so that the transfer check has data to judge (the paper assumed transfer; we measure it).
+   they are trained to the full step budget there (early rankings are mostly noise), then a few of
+   them, spread over that ranking, are re-run on each larger rung (for as many steps as
+   ``audit_fraction`` of the budget left allows), so that the transfer check has data to judge
+   (the paper assumed transfer; we measure it).
 4. Otherwise, a GP (``surrogate.GPSurrogate``) is fitted on every curve point, pending runs are
    fantasized at their posterior mean (kriging believer), and the candidate with the highest
    value per unit of expected cost is suggested. With the default ``acquisition: aei``::
