@@ -490,6 +490,9 @@ def summary_lines(study: Study) -> list[str]:
         f"over {t.n_configs} configurations ({t.n_pairs} pairs)"
         for t in study.transfer
     ]
+    if not lines and len(study.ladder.rungs) > 1:
+        lines.append("transfer: not measured — no configurations were scored on two model sizes "
+                     "(the check needs at least 3 shared ones)")
     best = study.best()
     if best is not None and best.get("recipe_score") is not None:
         diff = best["score"] - best["recipe_score"]
