@@ -12,6 +12,8 @@ from jfhpo.spec import parse_spec
 from jfhpo.storage import Storage, StorageError
 from jfhpo.study import Study
 
+CONFIG = {"learning_rate": 1e-4, "beta": 1e-3, "epsilon": 0.2, "num_generations": 8}
+
 
 def make_study(tmp_path: Path) -> Study:
     return Study.create(tmp_path / "s", parse_spec(synthetic_study()), "eval_accuracy")
@@ -19,9 +21,8 @@ def make_study(tmp_path: Path) -> Study:
 
 def test_state_is_rebuilt_from_the_file(tmp_path: Path) -> None:
     st = make_study(tmp_path)
-    config = {"learning_rate": 1e-4, "beta": 1e-3, "epsilon": 0.2, "num_generations": 8}
-    sid = st.add_suggestion("start", 30, Phase.SEARCH, config=config, model="1m")
-    rid = st.add_run(sid, config, "1m", Phase.SEARCH)
+    sid = st.add_suggestion("start", 30, Phase.SEARCH, config=CONFIG, model="1m")
+    rid = st.add_run(sid, CONFIG, "1m", Phase.SEARCH)
     seg = st.add_segment(rid, sid, 0, 30)
     st.update_segment(seg, status=int(SegmentStatus.RUNNING))
     st.add_observation(seg, 1, {"reward": 0.5, "kl": float("nan"), "note": "text is dropped"})
@@ -41,9 +42,8 @@ def test_state_is_rebuilt_from_the_file(tmp_path: Path) -> None:
 
 def test_interrupted_segments_are_hidden_and_kept(tmp_path: Path) -> None:
     st = make_study(tmp_path)
-    config = {"learning_rate": 1e-4, "beta": 1e-3, "epsilon": 0.2, "num_generations": 8}
-    sid = st.add_suggestion("start", 30, Phase.SEARCH, config=config, model="1m")
-    rid = st.add_run(sid, config, "1m", Phase.SEARCH)
+    sid = st.add_suggestion("start", 30, Phase.SEARCH, config=CONFIG, model="1m")
+    rid = st.add_run(sid, CONFIG, "1m", Phase.SEARCH)
     seg = st.add_segment(rid, sid, 0, 30)
     st.update_segment(seg, status=int(SegmentStatus.RUNNING))
     st.add_observation(seg, 1, {"reward": 0.5})
@@ -58,9 +58,8 @@ def test_interrupted_segments_are_hidden_and_kept(tmp_path: Path) -> None:
 
 def test_full_disk_gives_a_clear_error_and_keeps_what_was_recorded(tmp_path: Path) -> None:
     st = make_study(tmp_path)
-    config = {"learning_rate": 1e-4, "beta": 1e-3, "epsilon": 0.2, "num_generations": 8}
-    sid = st.add_suggestion("start", 30, Phase.SEARCH, config=config, model="1m")
-    rid = st.add_run(sid, config, "1m", Phase.SEARCH)
+    sid = st.add_suggestion("start", 30, Phase.SEARCH, config=CONFIG, model="1m")
+    rid = st.add_run(sid, CONFIG, "1m", Phase.SEARCH)
     seg = st.add_segment(rid, sid, 0, 10_000)
     # SQLite's own page cap makes the database "full" exactly as a full disk would
     pages = st.storage.conn.execute("PRAGMA page_count").fetchone()[0]

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.optimizers.drive import MODELS
+from tests.optimizers.drive import drive as drive_optimizer
 
 import jfhpo.optimizers.bohb  # noqa: F401  (registers "bohb")
 from jfhpo.api import AskTell
-from jfhpo.backends.synthetic import SyntheticProblem, example_space
+from jfhpo.backends.synthetic import example_space
 from jfhpo.optimizers.base import OptimizerError, get_optimizer
 from jfhpo.optimizers.bohb import BOHB, KDEProposer
 
-MODELS = [{"name": "50k", "params": 5e4, "cost": 1.0}, {"name": "4m", "params": 4e6, "cost": 10.0}]
-
 
 def drive(budget: float, seed: int = 0, **opts: object) -> AskTell:
-    problem = SyntheticProblem()
-    at = AskTell(example_space(), MODELS, {"min": 10, "max": 90}, optimizer="bohb",
-                 optimizer_options=opts, budget=budget, seed=seed)
-    while (t := at.ask()) is not None:
-        params = 5e4 if t.model == "50k" else 4e6
-        score = problem.eval_score(t.config, params, t.steps, seed=t.run_id)
-        cost = problem.cost(1.0 if t.model == "50k" else 10.0, t.steps - t.start_step)
-        at.tell(t, score, cost, [(t.steps, score)])
-    return at
+    return drive_optimizer("bohb", budget, seed, **opts)
 
 
 def test_registered_by_name() -> None:

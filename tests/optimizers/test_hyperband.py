@@ -1,13 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from tests.optimizers.drive import drive
 
-from jfhpo.api import AskTell
-from jfhpo.backends.synthetic import SyntheticProblem, example_space
 from jfhpo.optimizers.base import OptimizerError
 from jfhpo.optimizers.hyperband import Hyperband, bracket_plan
-
-MODELS = [{"name": "50k", "params": 5e4, "cost": 1.0}, {"name": "4m", "params": 4e6, "cost": 10.0}]
 
 
 @pytest.mark.parametrize(
@@ -21,18 +18,6 @@ MODELS = [{"name": "50k", "params": 5e4, "cost": 1.0}, {"name": "4m", "params": 
 )
 def test_bracket_plan(rungs: list[int], eta: int, expected: list[list[tuple[int, int]]]) -> None:
     assert bracket_plan(rungs, eta) == expected
-
-
-def drive(optimizer: str, budget: float, seed: int = 0, **opts: object) -> AskTell:
-    problem = SyntheticProblem()
-    at = AskTell(example_space(), MODELS, {"min": 10, "max": 90}, optimizer=optimizer,
-                 optimizer_options=opts, budget=budget, seed=seed)
-    while (t := at.ask()) is not None:
-        params = 5e4 if t.model == "50k" else 4e6
-        score = problem.eval_score(t.config, params, t.steps, seed=t.run_id)
-        cost = problem.cost(1.0 if t.model == "50k" else 10.0, t.steps - t.start_step)
-        at.tell(t, score, cost, [(t.steps, score)])
-    return at
 
 
 def test_hyperband_promotes_the_best_by_extending_their_runs() -> None:
