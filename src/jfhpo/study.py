@@ -10,7 +10,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -142,12 +142,15 @@ class Study:
                 self.warnings.append(st.loads(r["payload"])["message"])
         self.refresh_transfer(store=False)
 
-    def refresh_transfer(self, store: bool = True) -> tuple[TransferRecord, ...]:
+    def refresh_transfer(self, store: bool = True,
+                         runs: Sequence[RunRecord] | None = None) -> tuple[TransferRecord, ...]:
         """Measure how well each smaller model ranks configurations against each larger one
-        (Spearman, Kendall); stored as an event whenever the figures change."""
+        (Spearman, Kendall); stored as an event whenever the figures change. ``runs``: the
+        current run records, when the caller has them already."""
         from jfhpo.transfer import measure_transfer
 
-        runs = [self.run_record(r) for r in sorted(self.runs)]
+        if runs is None:
+            runs = [self.run_record(r) for r in sorted(self.runs)]
         new = measure_transfer(runs, self.ladder, self.space)
         if store and new != self.transfer and new:
             self.storage.add_event("transfer", {"records": [dataclasses.asdict(t) for t in new]})

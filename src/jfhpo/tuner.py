@@ -304,8 +304,9 @@ class Tuner:
 
     def _update_transfer(self) -> None:
         st = self.study
-        st.refresh_transfer()
-        self._invalidate()
+        view = self.view()
+        st.refresh_transfer(runs=view.runs)
+        self._view = dataclasses.replace(view, transfer=st.transfer)
         warn = getattr(self.optimizer, "warnings", None)
         if callable(warn):
             for text in warn(self.view()):
@@ -515,16 +516,11 @@ def _slope(points: list[tuple[float, float]]) -> float:
 def _affine_cost(points: list[tuple[float, float]], x: float) -> float:
     """Predict cost at ``x`` from (x, cost) points with ``a + b x`` (a, b >= 0); with a single
     distinct x, proportionally."""
-    xs = [p[0] for p in points]
-    if len(set(xs)) < 2:
-        return statistics.median(c / max(px, 1e-9) for px, c in points) * x
-    mx, mc = statistics.fmean(xs), statistics.fmean(c for _, c in points)
-    sxx = sum((px - mx) ** 2 for px in xs)
-    b = max(sum((px - mx) * (c - mc) for px, c in points) / sxx, 0.0)
-    a = max(mc - b * mx, 0.0)
+    b = _slope(points)
     if b == 0.0:
         return statistics.median(c / max(px, 1e-9) for px, c in points) * x
-    return a + b * x
+    mx, mc = statistics.fmean(p[0] for p in points), statistics.fmean(c for _, c in points)
+    return max(mc - b * mx, 0.0) + b * x
 
 
 def summarize_config(config: Mapping[str, Any]) -> str:

@@ -36,7 +36,7 @@ that run (idle, not stopped, short of the step).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ from jfhpo.optimizers.surrogate import (
     CostModel,
     FidelityFeatures,
     GPSurrogate,
+    TrainingSet,
     single_thread,
     training_set,
 )
@@ -251,14 +252,7 @@ class JFHPOOptimizer(Optimizer):
             audit = self._audit(view, models)
             if audit is not None:
                 return audit
-        features = FidelityFeatures(view.space, view.ladder, view.steps)
-        data = training_set(
-            live,
-            features,
-            max_points_per_run=self.opts.max_points_per_run,
-            max_points=self.opts.max_points,
-            stopped_score=self.opts.stopped_score,
-        )
+        features, data = self._training_data(view, live)
         if len(data) < 2 or np.ptp(data.y) == 0.0:
             return self._fresh_start(view, rng, models[0], rungs[0], started)
         gp = GPSurrogate(data, seed=self._torch_seed(view), fit_maxiter=self.opts.fit_maxiter)
@@ -487,6 +481,20 @@ class JFHPOOptimizer(Optimizer):
             model, steps - run.steps_done
         )
 
+    def _training_data(
+        self, view: StudyView, runs: Sequence[RunRecord]
+    ) -> tuple[FidelityFeatures, TrainingSet]:
+        """The GP's inputs and training points for ``runs``, under this optimizer's options."""
+        features = FidelityFeatures(view.space, view.ladder, view.steps)
+        data = training_set(
+            runs,
+            features,
+            max_points_per_run=self.opts.max_points_per_run,
+            max_points=self.opts.max_points,
+            stopped_score=self.opts.stopped_score,
+        )
+        return features, data
+
     # ---- confirmation ---------------------------------------------------------------------------
 
     def confirm(self, view: StudyView, k: int) -> list[Mapping[str, Any]]:
@@ -494,14 +502,7 @@ class JFHPOOptimizer(Optimizer):
         fidelity (the target at the full budget under ``ladder``), mean minus ``confirm_kappa``
         standard deviations; fall back to the base ranking when there is too little data."""
         done = [r for r in view.finished() if not r.failed]
-        features = FidelityFeatures(view.space, view.ladder, view.steps)
-        data = training_set(
-            done,
-            features,
-            max_points_per_run=self.opts.max_points_per_run,
-            max_points=self.opts.max_points,
-            stopped_score=self.opts.stopped_score,
-        )
+        features, data = self._training_data(view, done)
         if len(data) < 3 or np.ptp(data.y) == 0.0:
             return super().confirm(view, k)
         with single_thread():
