@@ -27,6 +27,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -92,8 +93,40 @@ def _target_value_fn(workload: str, base: Mapping[str, Any]) -> Any:
     return lambda cfg: problem.true_score(cfg, float(target["params"]), steps)
 
 
-def search(args: argparse.Namespace, base: Mapping[str, Any], todo: list[Method], out: Path
-           ) -> list[dict[str, Any]]:
+class Journal:
+    """``progress.jsonl`` in the results folder: every finished study's outcome, appended as it
+    ends, so ``--resume`` continues a run killed midway (a study cut short is redone from
+    scratch: a partial study would not have had its whole budget)."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / "progress.jsonl"
+        self.done: dict[str, Any] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                if line.strip():
+                    entry = json.loads(line)
+                    self.done[entry["key"]] = entry["value"]
+
+    def get(self, key: str) -> Any:
+        return self.done.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        self.done[key] = value
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"key": key, "value": value}, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _fresh(folder: Path) -> Path:
+    """``folder``, emptied of a study left unfinished by an earlier, killed run."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    return folder
+
+
+def search(args: argparse.Namespace, base: Mapping[str, Any], todo: list[Method], out: Path,
+           journal: Journal) -> list[dict[str, Any]]:
     """Run every method with every HPO seed; one row per (method, seed)."""
     rows = []
     target_value = _target_value_fn(args.workload, base)
@@ -106,8 +139,12 @@ def search(args: argparse.Namespace, base: Mapping[str, Any], todo: list[Method]
                            segments=0, compute=0.0, trace=[])
                 rows.append(row)
                 continue
+            saved = journal.get(f"search/{m.name}/{seed}")
+            if saved is not None:
+                rows.append(saved)
+                continue
             data = study_spec(base, m, seed, args.budget, args.measure, args.workers)
-            folder = out / "studies" / f"{m.name}-s{seed}"
+            folder = _fresh(out / "studies" / f"{m.name}-s{seed}")
             log(f"search {m.name} seed {seed} ({args.budget:.0f} s {args.measure} budget)")
             try:
                 study, t0, wall = _run(folder, data)
@@ -115,6 +152,7 @@ def search(args: argparse.Namespace, base: Mapping[str, Any], todo: list[Method]
                 log(f"  {m.name} seed {seed} FAILED: {type(exc).__name__}: {exc}")
                 row.update(error=f"{type(exc).__name__}: {exc}", chosen=None, wall=float("nan"))
                 rows.append(row)
+                journal.put(f"search/{m.name}/{seed}", row)
                 continue
             view = study.view(args.workers)
             opt = get_optimizer(m.optimizer)(m.options)
@@ -133,6 +171,7 @@ def search(args: argparse.Namespace, base: Mapping[str, Any], todo: list[Method]
             log(f"  {m.name} seed {seed}: {row['runs']} runs, {row['segments']} segments, "
                 f"wall {wall:.1f}s, compute {row['compute']:.1f}s")
             rows.append(row)
+            journal.put(f"search/{m.name}/{seed}", row)
     return rows
 
 
@@ -150,7 +189,7 @@ def _search_trace(study: Study, t0: float) -> list[tuple[float, float]]:
 
 
 def confirm(args: argparse.Namespace, base: Mapping[str, Any], rows: list[dict[str, Any]],
-            out: Path) -> None:
+            out: Path, journal: Journal) -> None:
     """Train every chosen configuration on the target with the same training seeds."""
     target = base["models"][-1]["name"]
     for seed in range(args.seeds):
@@ -160,13 +199,18 @@ def confirm(args: argparse.Namespace, base: Mapping[str, Any], rows: list[dict[s
                 chosen.setdefault(json.dumps(row["chosen"], sort_keys=True), row["chosen"])
         scores: dict[str, list[float]] = {}
         for i, (key, cfg) in enumerate(chosen.items()):
+            saved = journal.get(f"confirm/{seed}/{key}")
+            if saved is not None:
+                scores[key] = saved
+                continue
             data = fixed_spec(base, f"confirm-s{seed}-{i}", CONFIRM_SEED + seed, [cfg], [target],
                               args.train_seeds, args.workers)
             log(f"confirm seed {seed}: configuration {i + 1}/{len(chosen)} x {args.train_seeds}")
-            study, _, _ = _run(out / "confirm" / f"s{seed}-c{i}", data)
+            study, _, _ = _run(_fresh(out / "confirm" / f"s{seed}-c{i}"), data)
             view = study.view()
             scores[key] = [study.sign * r.score for r in view.runs if r.score is not None]
             study.close()
+            journal.put(f"confirm/{seed}/{key}", scores[key])
         for row in rows:
             if row["seed"] == seed and row.get("chosen") is not None:
                 s = scores[json.dumps(row["chosen"], sort_keys=True)]
@@ -174,23 +218,29 @@ def confirm(args: argparse.Namespace, base: Mapping[str, Any], rows: list[dict[s
                 row["target_score"] = float(np.mean(s)) if s else float("nan")
 
 
-def transfer(args: argparse.Namespace, base: Mapping[str, Any], out: Path) -> list[dict[str, Any]]:
+def transfer(args: argparse.Namespace, base: Mapping[str, Any], out: Path, journal: Journal
+             ) -> list[dict[str, Any]]:
     """Rank correlation of random configurations between ladder models (full step budget)."""
     if args.transfer_configs <= 0:
         return []
+    saved = journal.get("transfer")
+    if saved is not None:
+        return list(saved)
     spec = parse_spec(dict(base))
     rng = np.random.default_rng(TRANSFER_SEED)
     configs = [spec.search_space().sample(rng) for _ in range(args.transfer_configs)]
     names = [m["name"] for m in base["models"]]
     log(f"transfer: {len(configs)} configurations x {len(names)} models")
     data = fixed_spec(base, "transfer", TRANSFER_SEED, configs, names, 1, args.workers)
-    study, _, _ = _run(out / "transfer", data)
+    study, _, _ = _run(_fresh(out / "transfer"), data)
     scores: dict[str, dict[str, float]] = {}
     for r in study.view().runs:
         if r.score is not None:
             scores.setdefault(r.model, {})[study.space.key(r.config)] = study.sign * r.score
     study.close()
-    return analysis.rank_correlations(scores, names)
+    corr = analysis.rank_correlations(scores, names)
+    journal.put("transfer", corr)
+    return corr
 
 
 def machine() -> dict[str, str]:
@@ -231,6 +281,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="rewrite report.md, summary.csv and the plot from --out/rows.json")
     p.add_argument("--quick", action="store_true", help="one seed, small budget, few methods")
     p.add_argument("--out", required=True, help="results folder (must not hold a previous run)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a run killed midway in --out, with the same arguments: finished "
+                        "studies are read from --out/progress.jsonl, an unfinished one is redone")
     args = p.parse_args(argv)
     if args.quick:
         args.seeds = 1 if "--seeds" not in (argv or sys.argv) else args.seeds
@@ -263,19 +316,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown method(s) {unknown}; valid: {list(table)}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    if (out / "studies").exists():
-        print(f"{out} holds a previous run; choose another --out", file=sys.stderr)
+    if (out / "studies").exists() and not args.resume:
+        print(f"{out} holds a previous run; choose another --out, or add --resume",
+              file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    t_start = time.time()
+    journal = Journal(out)
+    t_start = time.time() - float(journal.get("elapsed") or 0.0)
     if args.workload != "synthetic":  # base models once, before any budget clock starts
         spec = parse_spec(dict(base))
         backend = get_backend(spec.backend.name)(spec.backend.options)
         log("preparing base models")
         backend.prepare(spec.ladder(), spec.cache_dir or default_cache_dir(), log)
-    rows = search(args, base, [table[n] for n in names], out)
-    confirm(args, base, rows, out)
-    corr = transfer(args, base, out)
+    try:
+        rows = search(args, base, [table[n] for n in names], out, journal)
+        confirm(args, base, rows, out, journal)
+        corr = transfer(args, base, out, journal)
+    finally:  # the time spent so far, for the report's total after a --resume
+        journal.put("elapsed", time.time() - t_start)
     meta = {"command": " ".join([sys.executable, *sys.argv]) if argv is None
             else "bench/compare/run.py " + " ".join(argv),
             **machine(), "workload": args.workload, "budget": args.budget,

@@ -220,10 +220,13 @@ class Study:
         text = self.storage.meta().get("recipe")
         return None if text is None else dict(json.loads(text))
 
-    def warn(self, message: str) -> None:
-        if message not in self.warnings:
-            self.storage.add_event("warning", {"message": message})
-            self.warnings.append(message)
+    def warn(self, message: str) -> bool:
+        """Record a warning once; True when it is new (so callers show it once)."""
+        if message in self.warnings:
+            return False
+        self.storage.add_event("warning", {"message": message})
+        self.warnings.append(message)
+        return True
 
     def mark_interrupted(self) -> list[SegmentRecord]:
         """Segments left queued or running by a dead process: mark them interrupted, drop their

@@ -310,8 +310,8 @@ class Tuner:
         warn = getattr(self.optimizer, "warnings", None)
         if callable(warn):
             for text in warn(self.view()):
-                st.warn(text)
-                self.sink.message(f"warning: {text}")
+                if st.warn(text):
+                    self.sink.message(f"warning: {text}")
 
     def _collect_checkpoints(self) -> None:
         view = self.view()

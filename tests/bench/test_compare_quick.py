@@ -59,3 +59,31 @@ def test_quick_tiny(tmp_path: Path) -> None:
                    "random", "jfhpo", "--transfer-configs", "0", "--out", str(out)])
     assert rc == 0
     assert (out / "report.md").exists()
+
+
+def test_resume_reuses_finished_studies_and_redoes_the_rest(tmp_path: Path) -> None:
+    """A benchmark killed midway continues with --resume: what finished is read back, not rerun."""
+    out = tmp_path / "resumed"
+    args = ["--workload", "synthetic", "--quick", "--budget", "200", "--methods", "recipe",
+            "random", "hyperband", "--transfer-configs", "3", "--out", str(out)]
+    run = _load()
+    assert run.main(args) == 0
+    first = json.loads((out / "rows.json").read_text())
+    journal = (out / "progress.jsonl").read_text().splitlines()
+    keys = [json.loads(line)["key"] for line in journal]
+    assert {"search/random/0", "search/hyperband/0", "transfer"} <= set(keys)
+    # as if killed while hyperband's study ran: only recipe and random had been journalled
+    kept = [line for line in journal if json.loads(line)["key"] in ("search/recipe/0",
+                                                                      "search/random/0")]
+    (out / "progress.jsonl").write_text("\n".join(kept) + "\n")
+    marker = out / "studies" / "random-s0" / "kept"
+    marker.write_text("")
+    (out / "rows.json").unlink()
+    assert _load().main(args) == 2  # without --resume the folder is refused
+    assert _load().main([*args, "--resume"]) == 0
+    assert marker.exists()  # the finished study was not rerun
+    second = json.loads((out / "rows.json").read_text())
+    by_method = {r["method"]: r for r in second["rows"]}
+    assert by_method["random"] == next(r for r in first["rows"] if r["method"] == "random")
+    assert by_method["hyperband"]["runs"] > 0 and len(by_method["hyperband"]["target_scores"]) == 2
+    assert len(second["transfer"]) == len(first["transfer"])

@@ -269,3 +269,29 @@ def test_audit_trains_the_proxy_runs_to_the_full_budget_before_comparing() -> No
     audit = [s for s in sugs[8:12] if isinstance(s, Start) and s.model == "target"]
     assert len(audit) == 4 and all(s.steps == STEPS.max_steps for s in audit)
     assert {SPACE.key(s.config) for s in audit} == {SPACE.key(r.config) for r in runs[:4]}
+
+
+def test_audit_starts_fresh_full_budget_proxy_runs_when_early_stopping_ended_the_first_ones() -> None:
+    """Stopped runs cannot grow; the audit must still reach enough full-budget proxy runs."""
+    opt = JFHPOOptimizer({**FAST, "n_init": 4})
+    runs: list[RunRecord] = []
+    for i in range(4):
+        sug = opt.suggest(make_view(runs, i))
+        apply(runs, sug)
+    # early stopping ended three of the four initial runs
+    for r in runs[:3]:
+        runs[r.run_id] = replace(r, stopped=StopReason("reward_drop", "reward fell"))
+    sugs = []
+    for i in range(4, 12):
+        sug = opt.suggest(make_view(runs, i))
+        sugs.append(sug)
+        apply(runs, sug)
+    # the one live run grows to the full budget, then fresh configurations start there directly
+    assert isinstance(sugs[0], Extend) and sugs[0].run_id == 3
+    fresh = [s for s in sugs[1:4] if isinstance(s, Start)]
+    assert len(fresh) == 3
+    assert all(s.model == "small" and s.steps == STEPS.max_steps for s in fresh)
+    assert len({SPACE.key(s.config) for s in fresh} | {SPACE.key(r.config) for r in runs[:4]}) == 7
+    # and then the audit compares four full-budget proxy configurations on the target
+    audit = [s for s in sugs[4:8] if isinstance(s, Start) and s.model == "target"]
+    assert len(audit) == 4 and all(s.steps == STEPS.max_steps for s in audit)

@@ -249,7 +249,7 @@ class JFHPOOptimizer(Optimizer):
         if len(started) < self.opts.n_init:
             return self._fresh_start(view, rng, models[0], rungs[0], started)
         if self.opts.policy == "ladder" and self.opts.audit:
-            audit = self._audit(view, models)
+            audit = self._audit(view, models, rng, started)
             if audit is not None:
                 return audit
         features, data = self._training_data(view, live)
@@ -281,13 +281,17 @@ class JFHPOOptimizer(Optimizer):
             config = view.space.sample(rng)
         return Start(config=config, model=model, steps=steps)
 
-    def _audit(self, view: StudyView, models: list[str]) -> Suggestion | None:
+    def _audit(
+        self, view: StudyView, models: list[str], rng: np.random.Generator, started: set[str]
+    ) -> Suggestion | None:
         """Re-run configurations of the lowest searched rung on larger rungs to measure transfer.
 
         Rankings after a few steps are mostly noise (small learning rates have barely moved), so
         the audit compares configurations trained for the full step budget on the low rung: it
         first extends ``max(n_init, min_transfer_configs)`` of its runs (best first) to
-        ``max_steps`` (cheap on the smallest rung), then starts ``min_transfer_configs`` of them,
+        ``max_steps`` (cheap on the smallest rung), starting fresh ones there at ``max_steps`` when
+        too few can grow (early stopping ends many of the first runs; at most ``3 x`` that number
+        of configurations are tried on the low rung), then starts ``min_transfer_configs`` of them,
         spread over their ranking at the full budget, on each larger rung at the most steps whose
         ``min_transfer_configs`` starts cost at most ``audit_fraction`` of the budget left (the
         check reads both curves at the step they share).
@@ -322,15 +326,24 @@ class JFHPOOptimizer(Optimizer):
                 for key, r in best.items()
                 if key not in at_full and r.stopped is None and self.may_extend(view, r)
             ]
-            if len(at_full) + len(growable) < k:
-                return None
-            if growable and len(at_full) < need:
+            if growable:
                 s0 = min(best[key].steps_done for key in growable)
                 key = min(growable, key=lambda key: (-self._value_at(best[key], s0), key))
                 run = best[key]
                 if bounded and cost.segment(low, full - run.steps_done) > allowance / need:
                     return None
                 return Extend(run_id=run.run_id, steps=full)
+            coming = sum(
+                1
+                for r in view.runs
+                if r.model == low and r.busy and not r.failed and (r.pending_steps or 0) >= full
+            )
+            if len(at_full) + coming < need and len(best) + coming < 3 * need:
+                if bounded and cost.segment(low, full) > allowance / need:
+                    return None
+                return self._fresh_start(view, rng, low, full, started)
+            if len(at_full) < k:
+                return None  # fresh audit runs still under way, or the audit gave up
         # 2. the same configurations on each larger rung, next rung first
         records = {(t.small, t.large): t for t in self._transfer(view)}
         audited_anywhere: set[str] = set()
