@@ -66,8 +66,19 @@ def test_run_then_best_and_status(tmp_path: Path) -> None:
     assert best["model"] == "4m" and best["steps"] == 27
     r = cli("status", str(out))
     assert r.returncode == 0 and "confirmation on the target" in r.stdout
+    assert "of 120 compute-seconds spent" in r.stdout
     r = cli("status", str(out), "--json")
     assert json.loads(r.stdout)["budget"]["total"] == 120
+
+
+def test_status_of_a_wall_clock_budget_speaks_of_wall_clock_seconds(tmp_path: Path) -> None:
+    f = write_study(tmp_path / "s.yaml", small_study(budget={"seconds": 4, "measure": "wall"},
+                                                     confirm={"top_k": 0}))
+    out = tmp_path / "st"
+    assert cli("run", str(f), "--out", str(out), "--quiet").returncode == 0
+    r = cli("status", str(out))
+    assert r.returncode == 0
+    assert "of 4 wall-clock seconds used (compute spent" in r.stdout
 
 
 def test_same_seed_two_processes_identical(tmp_path: Path) -> None:

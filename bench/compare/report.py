@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -52,7 +53,8 @@ def write_report(out: Path, meta: Mapping[str, Any], rows: Sequence[Mapping[str,
     recipe = summary([r.get("target_score", float("nan")) for r in by.get("recipe", [])])
 
     # ---- per-method table ------------------------------------------------------------------
-    head = ["method", "seeds", "runs", "segments", "cost/trial (s)", "x cheaper than random",
+    head = ["method", "what (fidelity)", "seeds", "runs", "segments", "cost/trial (s)",
+            "x cheaper than random",
             "steps saved: stopping", "steps saved: reuse", "wall (s)", "target score",
             "std", "95% CI", "vs recipe (points)", "vs recipe (%)"]
     body = []
@@ -65,12 +67,13 @@ def write_report(out: Path, meta: Mapping[str, Any], rows: Sequence[Mapping[str,
         d_pts = 100.0 * (s["mean"] - recipe["mean"])
         d_pct = 100.0 * (s["mean"] - recipe["mean"]) / recipe["mean"] if recipe["mean"] else math.nan
         errors = sum(1 for r in rs if r.get("error"))
-        line = [name + (f" ({errors} failed)" if errors else ""), s["n"], _mean(rs, "runs"),
+        line = [name + (f" ({errors} failed)" if errors else ""), table[name].note, s["n"],
+                _mean(rs, "runs"),
                 _mean(rs, "segments"), cpt, ratio, _mean(rs, "steps_saved_stopping"),
                 _mean(rs, "steps_saved_reuse"), _mean(rs, "wall"), s["mean"], s["std"],
                 f"[{fmt(s['lo'])}, {fmt(s['hi'])}]", d_pts, d_pct]
         body.append(line)
-        csv_rows.append(dict(zip(["method", "seeds", "runs", "segments", "cost_per_trial",
+        csv_rows.append(dict(zip(["method", "what", "seeds", "runs", "segments", "cost_per_trial",
                                   "ratio_vs_random", "steps_saved_stopping", "steps_saved_reuse",
                                   "wall", "target_mean", "target_std", "ci95", "vs_recipe_points",
                                   "vs_recipe_percent"], line, strict=True)))
@@ -126,6 +129,9 @@ def write_report(out: Path, meta: Mapping[str, Any], rows: Sequence[Mapping[str,
           f"full step budget with {meta['train_seeds']} training seeds (the same seeds for every "
           "method); that confirmation is NOT counted in the budget",
           f"- total time of this benchmark: {meta['total_seconds']:.0f} s",
+          *(["- workload settings changed from the example study: "
+             + "; ".join(f"`{k}` = `{json.dumps(v)}`" for k, v in meta["overrides"].items())]
+            if meta.get("overrides") else []),
           "", "## Per method", "",
           "cost/trial: search compute-seconds per run (a run = one configuration on one model); "
           "'x cheaper than random' is random search's cost per trial divided by the method's "

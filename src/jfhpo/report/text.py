@@ -72,9 +72,14 @@ def status_text(study: Study, limit: int = 40) -> str:
     b = d["budget"]
     lines = [
         f"study {d['name']} ({d['folder']}), phase: {d['phase']}",
-        f"budget: {b['spent_compute']:.1f} of {b['total']:.0f} compute-seconds spent "
-        f"({b['measure']} budget; wall-clock used {b['wall_used']:.1f}s; "
-        f"{100 * b['confirm_fraction']:.0f}% reserved for confirmation)",
+        (
+            f"budget: {b['spent_compute']:.1f} of {b['total']:.0f} compute-seconds spent "
+            f"(wall-clock used {b['wall_used']:.1f}s; "
+            if b["measure"] != "wall"
+            else f"budget: {b['wall_used']:.1f} of {b['total']:.0f} wall-clock seconds used "
+            f"(compute spent {b['spent_compute']:.1f}s; "
+        )
+        + f"{100 * b['confirm_fraction']:.0f}% reserved for confirmation)",
         "segments: " + ", ".join(f"{k} {v}" for k, v in d["segments"].items() if v),
     ]
     best = d["best"]
