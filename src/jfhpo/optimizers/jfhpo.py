@@ -314,6 +314,10 @@ class JFHPOOptimizer(Optimizer):
         allowance = self.opts.audit_fraction * view.budget_left
         # 1. max(n_init, k) configurations of the low rung trained to the full budget
         need = max(self.opts.n_init, k)
+
+        def affordable(steps: int) -> bool:  # one low-rung audit segment within its share
+            return not bounded or cost.segment(low, steps) <= allowance / need
+
         at_full = sorted(
             (key for key, r in best.items() if r.steps_done >= full and not r.busy),
             key=lambda key: (-(best[key].score or 0.0), key),
@@ -330,7 +334,7 @@ class JFHPOOptimizer(Optimizer):
                 s0 = min(best[key].steps_done for key in growable)
                 key = min(growable, key=lambda key: (-self._value_at(best[key], s0), key))
                 run = best[key]
-                if bounded and cost.segment(low, full - run.steps_done) > allowance / need:
+                if not affordable(full - run.steps_done):
                     return None
                 return Extend(run_id=run.run_id, steps=full)
             coming = sum(
@@ -339,7 +343,7 @@ class JFHPOOptimizer(Optimizer):
                 if r.model == low and r.busy and not r.failed and (r.pending_steps or 0) >= full
             )
             if len(at_full) + coming < need and len(best) + coming < 3 * need:
-                if bounded and cost.segment(low, full) > allowance / need:
+                if not affordable(full):
                     return None
                 return self._fresh_start(view, rng, low, full, started)
             if len(at_full) < k:
