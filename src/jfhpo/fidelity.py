@@ -19,13 +19,15 @@ class ModelRung:
     ``params`` is the parameter count (the surrogate's model-size feature is log10 of it);
     ``cost`` a relative cost hint per step (target = whatever the user says; only ratios matter);
     ``build`` holds whatever the backend needs to build or find the model (a path, an HF config,
-    a ladder size name, GPU counts for VeRL).
+    a ladder size name, GPU counts for VeRL); ``resources`` what its segments need from the pool.
     """
 
     name: str
     params: float
     cost: float = 1.0
     build: Mapping[str, Any] = field(default_factory=dict)
+    #: what one segment on this rung needs from the executor's pool ({"gpus": 2, "cpus": 4, ...})
+    resources: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def size_feature(self) -> float:

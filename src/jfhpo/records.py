@@ -114,6 +114,7 @@ class SegmentRecord:
     cost: float | None = None
     reason: StopReason | None = None
     error: str | None = None
+    wall: float | None = None  # wall-clock seconds it ran (the cost unit of wall budgets)
 
 
 @dataclass(frozen=True)

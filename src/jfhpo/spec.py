@@ -41,6 +41,16 @@ class ModelSpec(_Strict):
     params: float
     cost: float = 1.0
     build: dict[str, Any] = Field(default_factory=dict)
+    #: what one segment on this rung needs from the executor's pool, e.g. {gpus: 2, cpus: 4}
+    resources: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("resources")
+    @classmethod
+    def _amounts(cls, v: dict[str, float]) -> dict[str, float]:
+        for key, amount in v.items():
+            if not (math.isfinite(amount) and amount >= 0):
+                raise ValueError(f"resources.{key} must be a finite number >= 0")
+        return v
 
 
 class StepsSpec(_Strict):
@@ -81,6 +91,19 @@ class CheckpointSpec(_Strict):
     #: false: an extension retrains its run from step 0 (the ablation "without checkpoint
     #: reuse"); it then costs the full step count
     reuse: bool = True
+    #: where checkpoints live (default: the study folder's checkpoints/); a shared filesystem
+    #: path when workers run on other machines
+    path: str | None = None
+
+
+class ExecutorSpec(BaseModel):
+    """``executor: {name: local | inline | ray, ...}``; the other keys go to the executor."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = "local"
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
 class StudySpec(_Strict):
@@ -101,6 +124,7 @@ class StudySpec(_Strict):
     confirm: ConfirmSpec = ConfirmSpec()
     checkpoints: CheckpointSpec = CheckpointSpec()
     cache_dir: str | None = None
+    executor: ExecutorSpec = ExecutorSpec()
 
     # ---- derived objects -------------------------------------------------------------------
     def search_space(self) -> SearchSpace:
@@ -108,7 +132,8 @@ class StudySpec(_Strict):
 
     def ladder(self) -> ModelLadder:
         return ModelLadder(
-            [ModelRung(m.name, m.params, m.cost, dict(m.build)) for m in self.models]
+            [ModelRung(m.name, m.params, m.cost, dict(m.build), dict(m.resources))
+             for m in self.models]
         )
 
     def step_budget(self) -> StepBudget:

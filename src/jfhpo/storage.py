@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS suggestions (
     steps INTEGER NOT NULL, phase TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, suggestion_id INTEGER NOT NULL, config TEXT NOT NULL,
-    model TEXT NOT NULL, phase TEXT NOT NULL, seed INTEGER NOT NULL, created REAL NOT NULL);
+    model TEXT NOT NULL, phase TEXT NOT NULL, seed INTEGER NOT NULL, created REAL NOT NULL,
+    effective_config TEXT);
 CREATE TABLE IF NOT EXISTS segments (
     id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, suggestion_id INTEGER NOT NULL,
     start_step INTEGER NOT NULL, target_step INTEGER NOT NULL, status INTEGER NOT NULL,
@@ -75,10 +76,21 @@ class Storage:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(_SCHEMA)
+            self._migrate()
             if create:
                 self.set_meta("schema_version", str(SCHEMA_VERSION))
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open study database {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Bring a database written by an older jfhpo up to date (columns added since): the
+        runs' effective configuration. A read-only file is left as it is (readers cope)."""
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+        if "effective_config" not in cols:
+            try:
+                self.conn.execute("ALTER TABLE runs ADD COLUMN effective_config TEXT")
+            except sqlite3.OperationalError:
+                pass
 
     def close(self) -> None:
         self.conn.close()
@@ -135,13 +147,15 @@ class Storage:
             return int(cur.lastrowid or 0)
 
     def add_run(
-        self, suggestion_id: int, config: Mapping[str, Any], model: str, phase: str, seed: int
+        self, suggestion_id: int, config: Mapping[str, Any], model: str, phase: str, seed: int,
+        effective_config: Mapping[str, Any] | None = None,
     ) -> int:
         with self._write() as c:
             cur = c.execute(
-                "INSERT INTO runs (suggestion_id, config, model, phase, seed, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (suggestion_id, _dumps(dict(config)), model, phase, seed, time.time()),
+                "INSERT INTO runs (suggestion_id, config, model, phase, seed, created, "
+                "effective_config) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (suggestion_id, _dumps(dict(config)), model, phase, seed, time.time(),
+                 None if effective_config is None else _dumps(dict(effective_config))),
             )
             return int(cur.lastrowid or 0)
 

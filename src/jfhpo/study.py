@@ -44,6 +44,7 @@ class _Run:
     phase: Phase
     seed: int
     segments: list[SegmentRecord] = field(default_factory=list)
+    effective_config: dict[str, Any] | None = None  # as the backend trains it (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -118,14 +119,16 @@ class Study:
                 r["id"], r["kind"], r["steps"], Phase(r["phase"]), r["run_id"],
                 st.loads(r["config"]), r["model"]))
         for r in st.rows("runs"):
+            eff = st.loads(r["effective_config"]) if "effective_config" in r.keys() else None  # noqa: SIM118
             self.runs[r["id"]] = _Run(r["id"], r["suggestion_id"], st.loads(r["config"]),
-                                      r["model"], Phase(r["phase"]), r["seed"])
+                                      r["model"], Phase(r["phase"]), r["seed"],
+                                      effective_config=eff)
         for r in st.rows("segments"):
             seg = SegmentRecord(
                 r["id"], r["run_id"], r["suggestion_id"], r["start_step"], r["target_step"],
                 SegmentStatus(r["status"]), r["end_step"], r["score"], r["cost"],
                 StopReason(r["reason_rule"], r["reason_msg"]) if r["reason_rule"] else None,
-                r["error"],
+                r["error"], r["wall"],
             )
             self.segments[seg.segment_id] = seg
         live = {s.segment_id for s in self.segments.values()
@@ -167,10 +170,14 @@ class Study:
         return sid
 
     def add_run(self, suggestion_id: int, config: Mapping[str, Any], model: str,
-                phase: Phase) -> int:
+                phase: Phase, effective_config: Mapping[str, Any] | None = None) -> int:
+        """Record a new run; ``effective_config`` is the configuration as the backend trains it
+        (recipe, then the study's fixed keys, then the searched ones)."""
         seed = (self.spec.seed * 1_000_003 + len(self.runs) + 1) % (2**31 - 1)
-        rid = self.storage.add_run(suggestion_id, config, model, phase.value, seed)
-        self.runs[rid] = _Run(rid, suggestion_id, dict(config), model, phase, seed)
+        eff = None if effective_config is None else dict(effective_config)
+        rid = self.storage.add_run(suggestion_id, config, model, phase.value, seed, eff)
+        self.runs[rid] = _Run(rid, suggestion_id, dict(config), model, phase, seed,
+                              effective_config=eff)
         return rid
 
     def add_segment(self, run_id: int, suggestion_id: int, start: int, target: int) -> int:
@@ -187,7 +194,7 @@ class Study:
         for k, v in fields.items():
             if k == "status":
                 changes["status"] = SegmentStatus(v)
-            elif k in ("end_step", "score", "cost", "error"):
+            elif k in ("end_step", "score", "cost", "error", "wall"):
                 changes[k] = v
         if "reason_rule" in fields:
             changes["reason"] = StopReason(fields["reason_rule"], fields.get("reason_msg", ""))
@@ -285,23 +292,46 @@ class Study:
             checkpoint_step=max(ck) if ck else None,
         )
 
-    def view(self, workers: int = 1) -> StudyView:
+    def unit_cost(self, seg: SegmentRecord) -> float | None:
+        """What ``seg`` cost in the budget's unit: compute-seconds, or its wall-clock seconds
+        under a wall budget."""
+        return seg.wall if self.spec.budget.measure == "wall" else seg.cost
+
+    def n_confirm_runs(self) -> int:
+        """How many confirmation runs the study file asks for (top-k plus the recipe)."""
+        k = self.spec.confirm.top_k
+        return 0 if k == 0 else k + (1 if self.spec.confirm.include_recipe else 0)
+
+    def view(self, workers: int = 1, wall_used: float | None = None) -> StudyView:
+        """The frozen view decisions are made from, with THE cost model (fitted on the finished
+        segments, in the budget's unit) and the budget ledger's figures. ``wall_used``: the
+        live wall clock of a running tuner (default: the stored one)."""
+        from jfhpo.cost import CostModel, segment_costs
+        from jfhpo.planning.ledger import confirm_reserve, make_ledger
+
         runs = tuple(self.run_record(rid) for rid in sorted(self.runs))
-        costs = tuple(
-            (self.runs[s.run_id].model, (s.end_step or s.start_step) - s.start_step, s.cost or 0.0)
-            for s in sorted(self.segments.values(), key=lambda s: s.segment_id)
-            if s.status in (SegmentStatus.COMPLETED, SegmentStatus.STOPPED) and s.cost is not None
-        )
-        confirm_share = self.spec.confirm.fraction if self.spec.confirm.top_k > 0 else 0.0
-        total = self.spec.budget.seconds
-        search_total = total * (1.0 - confirm_share) if self.phase is Phase.SEARCH else total
+        ordered = sorted(self.segments.values(), key=lambda s: s.segment_id)
+        costs = segment_costs(
+            (self.runs[s.run_id].model, s.start_step, s.end_step, self.unit_cost(s))
+            for s in ordered if s.status in (SegmentStatus.COMPLETED, SegmentStatus.STOPPED))
+        cost = CostModel(self.ladder, costs)
+        budget = self.spec.budget
+        reserve = confirm_reserve(budget.seconds, self.spec.confirm.fraction, self.n_confirm_runs(),
+                                  cost, self.ladder.target.name, self.steps.max_steps,
+                                  budget.measure, workers)
+        ledger = make_ledger(
+            budget=budget.seconds, measure=budget.measure, phase=self.phase, reserve=reserve,
+            segments=((s.status, self.unit_cost(s)) for s in ordered),
+            in_flight=((self.runs[s.run_id].model, s.start_step, s.target_step) for s in ordered
+                       if s.status in (SegmentStatus.QUEUED, SegmentStatus.RUNNING)),
+            cost=cost, wall_used=self.wall_used() if wall_used is None else wall_used)
         return StudyView(
             space=self.space, ladder=self.ladder, steps=self.steps, seed=self.spec.seed,
-            objective=self.objective, runs=runs,
-            observations=MappingProxyType(self.obs),  # live and read-only
-            budget_total=search_total, budget_spent=self.budget_spent(),
+            objective=self.objective, runs=runs, observations=self.obs,  # copied, frozen
+            budget_total=ledger.total, budget_spent=ledger.spent,
+            budget_committed=ledger.committed, measure=budget.measure,
             n_suggestions=len(self.suggestions), workers=workers, phase=self.phase,
-            transfer=self.transfer, segment_costs=costs,
+            transfer=self.transfer, segment_costs=costs, cost=cost,
         )
 
     def best(self) -> dict[str, Any] | None:
@@ -311,10 +341,18 @@ class Study:
         scored = [r for r in records if r.score is not None]
         if not scored:
             return None
+        target, full = self.ladder.target.name, self.steps.max_steps
         confirmed = [r for r in scored if r.phase is Phase.CONFIRM]
-        pool = confirmed or scored
+        # never worse than a full-budget target score the study already has: the search's own
+        # target runs at the full budget compete with the confirmation runs
+        at_full = [r for r in scored if r.phase is Phase.SEARCH and r.model == target
+                   and r.steps_done >= full]
+        pool = confirmed + at_full if confirmed else scored
         best = max(pool, key=lambda r: (self.ladder.index(r.model), r.steps_done, r.score or 0.0))
-        if confirmed:
+        if confirmed and best.phase is Phase.SEARCH:
+            how = (f"a search run on the target {best.model} at the full budget "
+                   f"({best.steps_done} steps) beat the {len(confirmed)} confirmation run(s)")
+        elif confirmed:
             how = (f"confirmed on the target {best.model} at {best.steps_done} steps "
                    f"(best of {len(confirmed)} confirmation run(s))")
         else:
@@ -335,7 +373,23 @@ class Study:
             "objective": self.objective, "model": best.model, "steps": best.steps_done,
             "run_id": best.run_id, "how": how,
             "target": self.ladder.target.name, "stopped": best.stopped is not None,
+            "effective_config": self.effective_config(best.run_id),
         }
+
+    def effective_config(self, run_id: int) -> dict[str, Any]:
+        """The configuration ``run_id`` was trained with, as the backend takes it: stored with
+        the run; for runs of older studies, rebuilt from the backend (recipe, fixed, searched)."""
+        run = self.runs[run_id]
+        if run.effective_config is not None:
+            return dict(run.effective_config)
+        merged = {**self.spec.fixed, **run.config}
+        try:
+            from jfhpo.backends.base import get_backend
+
+            backend = get_backend(self.spec.backend.name)(self.spec.backend.options)
+            return dict(backend.effective_config(merged))
+        except Exception:  # an unloadable backend: what the study itself knows
+            return merged
 
     def close(self) -> None:
         self.storage.close()

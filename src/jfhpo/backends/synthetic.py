@@ -185,12 +185,15 @@ class SyntheticBackend(Backend):
 
     Options: ``bias``, ``lr_opt_at_1m``, ``noise``, ``reward_noise``, ``step_seconds`` (the
     ``SyntheticProblem`` fields) and ``sleep`` (real seconds to sleep per step, to make segments
-    take wall-clock time in crash and progress tests; default 0).
+    take wall-clock time in crash and progress tests; default 0). ``record_env``: a folder where
+    each segment appends one JSON line (segment, run, pid, ``CUDA_VISIBLE_DEVICES``, start and end
+    times), so tests can see what an executor handed each segment.
     """
 
     name = "synthetic"
     default_objective: ClassVar[str] = "eval_accuracy"
-    _test_hooks: ClassVar[tuple[str, ...]] = ("sleep", "fail_at_step", "crash_at_step")
+    _test_hooks: ClassVar[tuple[str, ...]] = ("sleep", "fail_at_step", "crash_at_step",
+                                              "record_env")
     _fields: ClassVar[tuple[str, ...]] = (
         "bias", "lr_opt_at_1m", "noise", "reward_noise", "step_seconds",
     )
@@ -211,8 +214,7 @@ class SyntheticBackend(Backend):
         # crash_at_step: the worker process exits abruptly at that step (worker-death tests)
         self.crash_at_step = int(self.options.get("crash_at_step", -1))
 
-    @classmethod
-    def recipe(cls) -> dict[str, Any]:
+    def recipe(self) -> dict[str, Any]:
         return dict(DEFAULTS)
 
     def validate(self, space: SearchSpace, ladder: ModelLadder) -> None:
@@ -224,6 +226,19 @@ class SyntheticBackend(Backend):
             )
 
     def run_segment(self, task: SegmentTask, report: Reporter) -> SegmentOutcome:
+        t0 = time.time()
+        outcome = self._train(task, report)
+        folder = self.options.get("record_env")
+        if folder:
+            line = {"segment": task.segment_id, "run": task.run_id, "pid": os.getpid(),
+                    "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                    "resources": dict(task.resources), "start": t0, "end": time.time()}
+            os.makedirs(str(folder), exist_ok=True)
+            with open(os.path.join(str(folder), f"env-{os.getpid()}.jsonl"), "a") as f:
+                f.write(json.dumps(line) + "\n")
+        return outcome
+
+    def _train(self, task: SegmentTask, report: Reporter) -> SegmentOutcome:
         config = {**DEFAULTS, **task.config}
         params = task.model.params
         rng, avg = self._restore(task)

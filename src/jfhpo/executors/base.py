@@ -50,12 +50,30 @@ class PreparedEvent:
 Event = ObservationEvent | DoneEvent | FailedEvent | ProgressEvent | PreparedEvent
 
 
+class ExecutorError(ValueError):
+    """The ``executor:`` section cannot work (unknown name, a rung needing more than the pool)."""
+
+
 class Executor(abc.ABC):
-    """Runs segments somewhere (local processes, Ray actors) and reports what happens."""
+    """Runs segments somewhere (in-process, local processes, Ray actors) and reports what happens.
+
+    Constructed as ``cls(backend, backend_options, workers, threads_per_worker, **options)``, where
+    ``options`` are the study file's ``executor:`` keys other than ``name``. The tuner asks
+    ``free_slots()`` whether any worker is idle and ``can_submit(task)`` before each launch (the
+    task's ``resources`` are its rung's, e.g. ``{"gpus": 2}``), then ``submit``s it.
+    """
 
     @abc.abstractmethod
     def free_slots(self) -> int:
-        """How many more segments can start now."""
+        """How many more segments can start now (idle workers, whatever the resources)."""
+
+    def can_submit(self, task: SegmentTask) -> bool:
+        """Whether ``task`` can start now, its resources included (default: a free slot)."""
+        return self.free_slots() > 0
+
+    def check_resources(self, resources: Mapping[str, float], where: str) -> None:
+        """Raise ``ExecutorError`` when a segment asking ``resources`` could never start here
+        (called for each rung before the study starts; default: anything goes)."""
 
     @abc.abstractmethod
     def submit(self, task: SegmentTask) -> None:

@@ -4,6 +4,12 @@ Starting Python with torch and transformers costs seconds, so each worker serves
 Workers are spawned (not forked), run one backend instance each with a fixed number of torch
 threads, and talk to the pool over a duplex pipe. A worker that dies is replaced; its segment is
 reported failed with the exit code; the study goes on.
+
+Resources: the pool declares what it has (``executor: {name: local, gpus: 2, cpus: 8,
+resources: {licence: 1}}``); a segment starts only when a worker is idle and its rung's
+``resources`` are free, and each segment gets its GPU ids through ``CUDA_VISIBLE_DEVICES`` (set in
+the worker before the segment runs; a backend must not initialise CUDA before its first segment).
+Undeclared ``cpus`` are not counted; undeclared GPUs or custom resources are none.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from jfhpo.backends.base import SegmentTask
+from jfhpo.executors import register_executor
 from jfhpo.executors.base import (
     DoneEvent,
     Event,
     Executor,
+    ExecutorError,
     FailedEvent,
     ObservationEvent,
     PreparedEvent,
@@ -59,6 +67,8 @@ def worker_main(conn: Connection, backend_name: str, options: Mapping[str, Any],
                 conn.send(("prepared", rung.name, traceback.format_exc()))
             continue
         task: SegmentTask = msg[1]
+        for key, value in (msg[2] if len(msg) > 2 else {}).items():
+            os.environ[key] = value
 
         def report(step: int, metrics: Mapping[str, float], _task: SegmentTask = task) -> Verdict:
             conn.send(("obs", _task.segment_id, step, dict(metrics)))
@@ -82,11 +92,40 @@ class _Worker:
     ready: bool = False
 
 
+def _amount(key: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ExecutorError(f"executor.{key}: must be a number, got {value!r}") from None
+    if not (v >= 0 and v < float("inf")):
+        raise ExecutorError(f"executor.{key}: must be a finite number >= 0, got {value!r}")
+    return v
+
+
+@register_executor("local")
 class LocalExecutor(Executor):
-    """``workers`` processes, each running ``backend_name`` with ``threads`` torch threads."""
+    """``workers`` processes, each running ``backend_name`` with ``threads`` torch threads, over
+    a pool of ``gpus`` GPUs (ids 0..gpus-1, or ``gpu_ids``), ``cpus`` CPUs and custom
+    ``resources``."""
 
     def __init__(self, backend_name: str, options: Mapping[str, Any], workers: int,
-                 threads: int = 1) -> None:
+                 threads: int = 1, **pool: Any) -> None:
+        unknown = set(pool) - {"gpus", "gpu_ids", "cpus", "resources"}
+        if unknown:
+            raise ExecutorError(f"executor: unknown key(s) {sorted(unknown)} for the local "
+                                "executor; valid: cpus, gpu_ids, gpus, resources")
+        if "gpu_ids" in pool:
+            self.gpu_ids = [str(g) for g in pool["gpu_ids"]]
+        else:
+            self.gpu_ids = [str(i) for i in range(int(_amount("gpus", pool.get("gpus", 0))))]
+        self.has_gpus = "gpus" in pool or "gpu_ids" in pool
+        self.capacity: dict[str, float] = {
+            k: _amount(f"resources.{k}", v) for k, v in dict(pool.get("resources") or {}).items()}
+        if "cpus" in pool:
+            self.capacity["cpus"] = _amount("cpus", pool["cpus"])
+        self.free_gpus = list(self.gpu_ids)
+        self.used: dict[str, float] = {}
+        self.held: dict[int, tuple[list[str], dict[str, float]]] = {}  # segment -> its share
         self.backend_name = backend_name
         self.options = dict(options)
         self.threads = threads
@@ -94,6 +133,49 @@ class LocalExecutor(Executor):
         self.workers = [self._spawn(i) for i in range(workers)]
         self.pending_prepare: deque[tuple[ModelRung, str]] = deque()
         self.events: deque[Event] = deque()
+
+    # ---- resources -------------------------------------------------------------------------
+    def check_resources(self, resources: Mapping[str, float], where: str) -> None:
+        for key, need in resources.items():
+            if key == "gpus":
+                have = float(len(self.gpu_ids))
+            elif key == "cpus" and "cpus" not in self.capacity:
+                continue
+            else:
+                have = self.capacity.get(key, 0.0)
+            if need > have:
+                raise ExecutorError(
+                    f"{where}.resources.{key}: asks {need:g} but the local pool has {have:g}; "
+                    f"declare it under executor: (e.g. executor: {{name: local, {key}: {need:g}}})")
+
+    def _fits(self, resources: Mapping[str, float]) -> bool:
+        for key, need in resources.items():
+            if key == "gpus":
+                if round(need) > len(self.free_gpus):
+                    return False
+            elif key in self.capacity and self.used.get(key, 0.0) + need > self.capacity[key] + 1e-9:
+                return False
+        return True
+
+    def can_submit(self, task: SegmentTask) -> bool:
+        return self.free_slots() > 0 and self._fits(task.resources)
+
+    def _take(self, task: SegmentTask) -> dict[str, str]:
+        n = round(task.resources.get("gpus", 0))
+        gpus, self.free_gpus = self.free_gpus[:n], self.free_gpus[n:]
+        share = {k: v for k, v in task.resources.items() if k != "gpus" and k in self.capacity}
+        for k, v in share.items():
+            self.used[k] = self.used.get(k, 0.0) + v
+        self.held[task.segment_id] = (gpus, share)
+        return {"CUDA_VISIBLE_DEVICES": ",".join(gpus)} if self.has_gpus else {}
+
+    def _give_back(self, segment_id: int | None) -> None:
+        if segment_id is None or segment_id not in self.held:
+            return
+        gpus, share = self.held.pop(segment_id)
+        self.free_gpus = sorted([*self.free_gpus, *gpus], key=self.gpu_ids.index)
+        for k, v in share.items():
+            self.used[k] = self.used.get(k, 0.0) - v
 
     def _spawn(self, index: int) -> _Worker:
         parent, child = self.ctx.Pipe(duplex=True)
@@ -110,10 +192,12 @@ class LocalExecutor(Executor):
         return sum(1 for w in self.workers if w.segment is None) - len(self.pending_prepare)
 
     def submit(self, task: SegmentTask) -> None:
+        if not self._fits(task.resources):
+            raise RuntimeError(f"segment {task.segment_id}: its resources are not free")
         for w in self.workers:
             if w.segment is None:
                 w.segment = task.segment_id
-                w.conn.send(("run", task))
+                w.conn.send(("run", task, self._take(task)))
                 return
         raise RuntimeError("no free worker")
 
@@ -169,9 +253,11 @@ class LocalExecutor(Executor):
         elif kind == "obs":
             self.events.append(ObservationEvent(msg[1], msg[2], msg[3]))
         elif kind == "done":
+            self._give_back(w.segment)
             w.segment = None
             self.events.append(DoneEvent(msg[1], msg[2], msg[3]))
         elif kind == "failed":
+            self._give_back(w.segment)
             w.segment = None
             self.events.append(FailedEvent(msg[1], msg[2]))
         elif kind == "progress":
@@ -184,6 +270,7 @@ class LocalExecutor(Executor):
     def _died(self, w: _Worker) -> None:
         w.proc.join(timeout=1.0)
         code = w.proc.exitcode
+        self._give_back(w.segment)
         if w.segment is not None and w.segment >= 0:
             self.events.append(FailedEvent(
                 w.segment, f"worker process {w.proc.pid} died (exit code {code}) during the segment"))

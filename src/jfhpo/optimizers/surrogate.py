@@ -12,10 +12,8 @@ Inputs (all in [0, 1]):
 Outcomes are standardized by hand (mean 0, unit variance) so that pending runs can be fantasized
 in the same units without refitting (kriging believer, see ``GPSurrogate.with_fantasies``).
 
-The cost model predicts the seconds a segment costs. It regresses log(seconds per step) on the
-model-size feature, as a correction to the ladder's cost hints: with no measured segment it is the
-hints themselves (relative units), with one model measured it rescales all hints by the measured
-ratio, and with two or more it also learns how cost grows with size.
+The cost model lives in ``jfhpo.cost`` (one for the whole engine); it is re-exported here for
+readers of this module.
 """
 
 from __future__ import annotations
@@ -29,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from jfhpo.cost import CostModel
 from jfhpo.fidelity import ModelLadder, StepBudget
 from jfhpo.records import RunRecord
 from jfhpo.space import SearchSpace
@@ -327,91 +326,3 @@ class GPSurrogate:
             var2.numpy().copy(),
             cov.numpy().copy(),
         )
-
-
-class CostModel:
-    """Predicts the seconds a segment costs on each model of the ladder.
-
-    ``seconds = overhead + steps * per_step(model)``, with
-    ``log(per_step(model)) = log(hint) + a + b * size``. ``overhead`` is a fixed cost every segment
-    pays (process start, model load, final evaluation), the same on every model; it can only be
-    told apart from the per-step cost once some model has segments of two different lengths, and
-    stays 0 before that. Fitted by least squares on log(seconds) of the finished segments
-    ``(model, steps, seconds)``: for a given overhead, ``a`` and ``b`` by least squares on
-    log((seconds - overhead) / steps) - log(hint), the slope ridge-shrunk towards the hints' own
-    slope (b = 0) so that two noisy points cannot invert the order of the ladder; the overhead by a
-    grid search then a bounded 1-D search in [0, 0.95 * the cheapest segment). Without data
-    a = b = overhead = 0 (the hints, relative units); with one model measured only ``a``.
-    """
-
-    def __init__(
-        self,
-        ladder: ModelLadder,
-        segment_costs: Sequence[tuple[str, int, float]] = (),
-        ridge: float = 0.1,
-    ) -> None:
-        self.ladder = ladder
-        self.ridge = ridge
-        segs: list[tuple[float, float, float, float]] = []  # (size, log hint, steps, seconds)
-        for model, steps, seconds in segment_costs:
-            if model not in ladder or steps <= 0 or not (seconds > 0 and math.isfinite(seconds)):
-                continue
-            rung = ladder[model]
-            segs.append((rung.size_feature, math.log(rung.cost), float(steps), float(seconds)))
-        self.n_segments = len(segs)
-        self.a, self.b, self.overhead = 0.0, 0.0, 0.0
-        if not segs:
-            return
-        arr = np.asarray(segs)
-        self._s, self._h, self._n, self._t = arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
-        lengths: dict[float, set[float]] = {}
-        for size, _, n, _ in segs:
-            lengths.setdefault(size, set()).add(n)
-        self.a, self.b = self._fit_rates(0.0)
-        if max(len(v) for v in lengths.values()) < 2:
-            return  # one segment length per model: a fixed overhead is not identifiable
-        top = 0.95 * float(self._t.min())
-        grid = np.linspace(0.0, top, 20)
-        losses = [self._loss(o) for o in grid]
-        i = int(np.argmin(losses))
-        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-        best_o, best_loss = float(grid[i]), float(losses[i])
-        if hi > lo:
-            from scipy.optimize import minimize_scalar
-
-            res = minimize_scalar(self._loss, bounds=(lo, hi), method="bounded")
-            if res.success and float(res.fun) < best_loss:
-                best_o, best_loss = float(res.x), float(res.fun)
-        if best_loss < self._loss(0.0) - 1e-12:
-            self.overhead = best_o
-            self.a, self.b = self._fit_rates(best_o)
-
-    def _fit_rates(self, overhead: float) -> tuple[float, float]:
-        """``a`` and ``b`` for a given overhead (least squares, slope ridge-shrunk towards 0)."""
-        s = self._s
-        r = np.log(np.maximum(self._t - overhead, 1e-12) / self._n) - self._h
-        if np.ptp(s) > 0:
-            sc = s - s.mean()
-            b = float((sc @ (r - r.mean())) / (sc @ sc + self.ridge * len(s)))
-            return float(r.mean() - b * s.mean()), b
-        return float(r.mean()), 0.0
-
-    def _loss(self, overhead: float) -> float:
-        a, b = self._fit_rates(overhead)
-        pred = overhead + self._n * np.exp(self._h + a + b * self._s)
-        return float(np.sum((np.log(pred) - np.log(self._t)) ** 2))
-
-    @property
-    def calibrated(self) -> bool:
-        """True once the predictions are in seconds (some segment was measured)."""
-        return self.n_segments > 0
-
-    def per_step(self, model: str) -> float:
-        rung = self.ladder[model]
-        return float(rung.cost * math.exp(self.a + self.b * rung.size_feature))
-
-    def segment(self, model: str, steps: float) -> float:
-        """Expected cost of one segment training ``steps`` more steps on ``model``."""
-        if steps <= 0:
-            return 0.0
-        return self.overhead + self.per_step(model) * float(steps)

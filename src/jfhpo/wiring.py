@@ -1,0 +1,220 @@
+"""What the tuner wires together, kept out of its event loop: building the executor and the
+stopping rules for a study, preparing the ladder's models, the progress snapshot and the closing
+lines, and the arithmetic of segment targets and failed segments' costs."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from jfhpo.backends.base import Backend, Capabilities, SegmentTask
+from jfhpo.checkpoints import CheckpointRegistry
+from jfhpo.cost import CostModel
+from jfhpo.executors.base import Executor, PreparedEvent, ProgressEvent
+from jfhpo.optimizers.base import Optimizer
+from jfhpo.planning.confirm import ConfirmPlan, plan_confirmation
+from jfhpo.planning.resume import DecisionInfo, Pending, RunInfo, pending_work
+from jfhpo.progress import ProgressSink, Snapshot
+from jfhpo.records import Phase, SegmentRecord, SegmentStatus
+from jfhpo.stopping.base import StoppingRule
+from jfhpo.study import Study
+from jfhpo.view import StudyView
+
+
+class PrepareError(RuntimeError):
+    """A backend could not prepare a model of the ladder (base-model training failed)."""
+
+
+class StudyAborted(RuntimeError):
+    """Segments keep failing one after another: the trainer or the study is broken."""
+
+
+def default_cache_dir() -> str:
+    """Where backends keep base models: $JFHPO_CACHE, else ~/.cache/jfhpo."""
+    return os.environ.get("JFHPO_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "jfhpo")
+
+
+def build_rules(study: Study) -> StoppingRule | None:
+    from jfhpo.stopping.factory import build_rules as _build
+
+    return _build(study.spec.stopping)
+
+
+def make_executor(study: Study, workers: int) -> Executor:
+    """The executor the study file's ``executor:`` section names (default: the local pool),
+    checked against every rung's resources before anything runs."""
+    from jfhpo.executors import get_executor
+
+    spec = study.spec
+    cls = get_executor(spec.executor.name)
+    ex = cls(spec.backend.name, spec.backend.options, workers, spec.threads_per_worker,
+             **spec.executor.options())
+    try:
+        for rung in study.ladder.rungs:
+            ex.check_resources(rung.resources, f"models.{rung.name}")
+    except BaseException:
+        ex.shutdown()
+        raise
+    return ex
+
+
+def prepare_models(executor: Executor, study: Study, cache_dir: str, sink: ProgressSink) -> None:
+    """Have the executor prepare every rung (base models) and wait for all of them."""
+    rungs = list(study.ladder.rungs)
+    executor.prepare(rungs, cache_dir)
+    waiting = {r.name for r in rungs}
+    while waiting:
+        ev = executor.next_event(timeout=5.0)
+        if isinstance(ev, PreparedEvent):
+            if ev.error:
+                raise PrepareError(f"preparing model {ev.model!r} failed:\n{ev.error}")
+            waiting.discard(ev.model)
+        elif isinstance(ev, ProgressEvent):
+            sink.message(ev.message)
+
+
+def segment_steps(steps: int, caps: Capabilities, max_steps: int) -> int:
+    """A suggestion's step target as the trainer can honour it: within [1, max_steps], rounded
+    up to a multiple of the checkpoint interval so that a completed segment ends on a save."""
+    steps = min(max(int(steps), 1), max_steps)
+    k = caps.checkpoint_every
+    if k > 0 and steps % k:
+        steps = min(math.ceil(steps / k) * k, max_steps)
+    return steps
+
+
+def failed_cost(seg: SegmentRecord, model: str, ran: int, wall: float, cost: CostModel) -> float:
+    """What a failed segment spent: the steps it reported at the modelled cost (or the wall time
+    when it reported none), so a failing trainer cannot loop for free."""
+    if ran <= 0:
+        return wall
+    return max(cost.segment(model, ran, start=seg.start_step == 0), 0.0)
+
+
+def fill_snapshot(snap: Snapshot, study: Study, view: StudyView,
+                  in_flight: Mapping[int, SegmentRecord]) -> Snapshot:
+    """Bring the progress snapshot up to date from the study and the view."""
+    st = study
+    snap.phase = st.phase.value
+    snap.budget_spent = view.budget_spent
+    snap.budget_total = st.spec.budget.seconds
+    snap.segments_done = sum(1 for s in st.segments.values()
+                             if s.status in (SegmentStatus.COMPLETED, SegmentStatus.STOPPED))
+    flight = {}
+    for sid, seg in in_flight.items():
+        obs = st.obs.get(seg.run_id) or []
+        step = obs[-1].step if obs else seg.start_step
+        flight[sid] = f"run {seg.run_id} {st.runs[seg.run_id].model} step {step}/{seg.target_step}"
+    snap.in_flight = flight
+    best = st.best()
+    if best is not None:
+        snap.best = (f"{best['score']:.4f} ({best['model']}, {best['steps']} steps, "
+                     f"run {best['run_id']})")
+    if st.transfer:
+        snap.transfer = "; ".join(
+            f"{t.small}->{t.large}: Spearman {t.spearman:.2f} ({t.n_configs} configs)"
+            for t in st.transfer)
+    return snap
+
+
+def summary_lines(study: Study) -> list[str]:
+    """The closing lines of a study: transfer figures and the recipe beside the winner."""
+    lines = [
+        f"transfer {t.small} -> {t.large}: Spearman {t.spearman:.2f}, Kendall {t.kendall:.2f} "
+        f"over {t.n_configs} configurations ({t.n_pairs} pairs)"
+        for t in study.transfer
+    ]
+    if not lines and len(study.ladder.rungs) > 1:
+        lines.append("transfer: not measured — no configurations were scored on two model sizes "
+                     "(the check needs at least 3 shared ones)")
+    best = study.best()
+    if best is not None and best.get("recipe_score") is not None:
+        diff = best["score"] - best["recipe_score"]
+        lines.append(f"recipe (no search) on the target: {best['objective']}="
+                     f"{best['recipe_score']:.4f}; the winner: {best['score']:.4f} "
+                     f"({diff:+.4f})")
+    return lines
+
+
+def summarize_config(config: Mapping[str, Any]) -> str:
+    parts = []
+    for k, v in config.items():
+        parts.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
+    return ", ".join(parts)
+
+
+def pending_for(study: Study, checkpoints: Collection[tuple[int, int]], caps: Capabilities,
+                only: int | None = None) -> list[Pending]:
+    """The resume planner's answer for ``study`` (only for decision ``only`` when given)."""
+    st = study
+    decisions = [DecisionInfo(r.suggestion_id, r.kind, r.steps, r.phase, r.run_id, r.config,
+                              r.model) for r in st.suggestions
+                 if only is None or r.suggestion_id == only]
+    runs = {rid: RunInfo(rid, r.suggestion_id, r.config, r.model, r.phase,
+                         st.run_record(rid).steps_done) for rid, r in st.runs.items()}
+    reuse = st.spec.checkpoints.reuse and caps.resumable
+    return pending_work(decisions, st.segments.values(), runs, checkpoints, reuse=reuse)
+
+
+def make_task(study: Study, registry: CheckpointRegistry, run_id: int, seg_id: int, start: int,
+              target: int, cache_dir: str) -> SegmentTask:
+    """The ``SegmentTask`` of a segment (``seg_id`` -1: a provisional one, to ask the executor
+    whether its resources are free; it gets no staging folder)."""
+    st = study
+    run = st.runs[run_id]
+    rung = st.ladder[run.model]
+    resume = registry.lookup(run_id, start) if start > 0 else None
+    ck = str(registry.staging(seg_id)) if seg_id >= 0 else ""
+    return SegmentTask(
+        run_id=run_id, segment_id=seg_id, config={**st.spec.fixed, **run.config}, model=rung,
+        start_step=start, target_step=target, max_steps=st.steps.max_steps, seed=run.seed,
+        checkpoint_dir=ck, resume_from=None if resume is None else str(resume),
+        cache_dir=cache_dir, eval_every=st.spec.eval_every, resources=rung.resources)
+
+
+def confirmation_plan(study: Study, full: StudyView, optimizer: Optimizer, backend: Backend,
+                      wall_used: float) -> ConfirmPlan:
+    """Ask the optimizer for its top-k over the search phase alone (confirmation runs hidden, so
+    a resumed study makes the same plan), add the backend's recipe, and cut the list to what the
+    budget the search left can pay (the confirmation planner)."""
+    st = study
+    search = tuple(r for r in full.runs if r.phase is Phase.SEARCH)
+    n_search = sum(1 for s in st.suggestions if s.phase is Phase.SEARCH)
+    view = dataclasses.replace(full, runs=search, n_suggestions=n_search)
+    recipe = None
+    if st.spec.confirm.include_recipe:
+        rc = {n: v for n, v in backend.recipe().items() if n in st.space.names}
+        if len(rc) == len(st.space.names):
+            st.set_recipe(rc)
+            recipe = rc
+    ids = {r.run_id for r in search}
+    spent = (wall_used if st.spec.budget.measure == "wall" else
+             sum(st.unit_cost(s) or 0.0 for s in st.segments.values() if s.run_id in ids))
+    target, steps = st.ladder.target.name, st.steps.max_steps
+    return plan_confirmation(
+        list(optimizer.confirm(view, st.spec.confirm.top_k)), recipe, st.space.key,
+        budget_left=st.spec.budget.seconds - spent, per_run=full.cost.segment(target, steps),
+        calibrated=full.cost.calibrated, target=target, steps=steps)
+
+
+def run_study(study: Study, sink: ProgressSink | None = None, workers: int | None = None,
+              executor: Executor | None = None) -> dict[str, Any] | None:
+    """Wire backend, optimizer, rules and the study file's executor for ``study`` and run it."""
+    from jfhpo.backends.base import get_backend
+    from jfhpo.optimizers.base import get_optimizer
+    from jfhpo.tuner import Tuner
+
+    spec = study.spec
+    n = workers or spec.workers
+    backend = get_backend(spec.backend.name)(spec.backend.options)
+    optimizer = get_optimizer(spec.optimizer.name)(spec.optimizer.options)
+    ex = executor or make_executor(study, n)
+    try:
+        tuner = Tuner(study, ex, optimizer, build_rules(study), backend, sink, n,
+                      spec.cache_dir or default_cache_dir())
+        return tuner.run()
+    finally:
+        ex.shutdown()
