@@ -11,11 +11,16 @@
 A trial with ``start_step > 0`` extends run ``trial.run_id``: continue that run from its state at
 ``start_step`` (only the new steps cost anything). Everything is stored in a real study folder
 (a temporary one unless ``folder`` is given), so ``jfhpo status`` works on it too.
+
+A driver that crashed reopens its folder with ``AskTell.open(folder)`` (or by passing the same
+``folder`` again): the trials it had asked but not told are asked again first (same run, same
+steps), nothing told is lost or counted twice, and the search goes on where it was.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +28,8 @@ from typing import Any
 
 from jfhpo.fidelity import StepBudget
 from jfhpo.optimizers.base import Optimizer, get_optimizer
+from jfhpo.planning.ledger import suggestion_cost
+from jfhpo.planning.resume import DecisionInfo, Pending, RunInfo, pending_work
 from jfhpo.records import Extend, Phase, SegmentStatus, Start
 from jfhpo.spec import parse_spec
 from jfhpo.study import Study
@@ -73,10 +80,47 @@ class AskTell:
         if folder is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="jfhpo-asktell-")
             folder = self._tmp.name
-        self.study = Study.create(folder, spec, "score")
+        self._pending: deque[Pending] = deque()
+        if (Path(folder) / "study.sqlite").exists():
+            self.study = Study.open(folder)  # a driver coming back: carry on with its study
+            self._resume()
+        else:
+            self.study = Study.create(folder, spec, "score")
         self.optimizer = (optimizer if isinstance(optimizer, Optimizer)
                           else get_optimizer(optimizer)(optimizer_options))
         self.workers = workers
+
+    @classmethod
+    def open(cls, folder: str | Path, optimizer: str | Optimizer | None = None,
+             optimizer_options: Mapping[str, Any] | None = None,
+             workers: int | None = None) -> AskTell:
+        """Reopen an existing ask/tell study folder (after a crash, or to go on later). The
+        optimizer defaults to the study's own."""
+        self = cls.__new__(cls)
+        self._tmp = None
+        self._pending = deque()
+        self.study = Study.open(folder)
+        spec = self.study.spec
+        if optimizer is None:
+            optimizer, optimizer_options = spec.optimizer.name, spec.optimizer.options
+        self.optimizer = (optimizer if isinstance(optimizer, Optimizer)
+                          else get_optimizer(optimizer)(optimizer_options))
+        self.workers = workers or spec.workers
+        self._resume()
+        return self
+
+    def _resume(self) -> None:
+        """Trials asked but never told by a process that died: ask them again first."""
+        st = self.study
+        st.mark_interrupted()
+        decisions = [DecisionInfo(r.suggestion_id, r.kind, r.steps, r.phase, r.run_id, r.config,
+                                  r.model) for r in st.suggestions]
+        runs = {rid: RunInfo(rid, r.suggestion_id, r.config, r.model, r.phase,
+                             st.run_record(rid).steps_done) for rid, r in st.runs.items()}
+        # the caller keeps its own checkpoints: assume every run can continue where it was
+        have = {(s.run_id, s.start_step) for s in st.segments.values()}
+        have |= {(r.run_id, r.steps_done) for r in runs.values()}
+        self._pending.extend(pending_work(decisions, st.segments.values(), runs, have))
 
     def view(self) -> StudyView:
         return self.study.view(self.workers)
@@ -84,12 +128,22 @@ class AskTell:
     def ask(self) -> Trial | None:
         """The next trial, or None when the budget is spent or the optimizer waits for pending
         trials (tell them first)."""
+        st = self.study
+        if self._pending:
+            p = self._pending.popleft()
+            rid = p.run_id
+            if rid is None:
+                assert p.config is not None and p.model is not None
+                rid = st.add_run(p.suggestion_id, p.config, p.model, p.phase)
+            run = st.runs[rid]
+            seg = st.add_segment(rid, p.suggestion_id, p.start, p.target)
+            st.update_segment(seg, status=int(SegmentStatus.RUNNING))
+            return Trial(seg, rid, dict(run.config), run.model, p.start, p.target, p.phase)
         view = self.view()
-        if view.budget_spent >= view.budget_total:
+        if view.ledger.left <= 0:
             return None
         s = self.optimizer.suggest(view)
-        st = self.study
-        if s is None:
+        if s is None or not view.ledger.can_pay(suggestion_cost(view, s)):
             return None
         if isinstance(s, Start):
             config = st.space.validate(s.config)
@@ -122,6 +176,7 @@ class AskTell:
             st.add_observation(trial.trial_id, step, {"score": points[step]})
         st.update_segment(trial.trial_id, status=int(SegmentStatus.COMPLETED),
                           end_step=trial.steps, score=float(score), cost=float(cost))
+        st.refresh_transfer()  # transfer figures stay current for status and the optimizer
 
     def best(self) -> dict[str, Any] | None:
         return self.study.best()
