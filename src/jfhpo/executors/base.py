@@ -80,6 +80,11 @@ class Executor(abc.ABC):
         """Raise ``ExecutorError`` when a segment asking ``resources`` could never start here
         (called for each rung before the study starts; default: anything goes)."""
 
+    @classmethod
+    def validate(cls, options: Mapping[str, Any], rungs: Sequence[ModelRung]) -> None:
+        """Check the study file's ``executor:`` options against the ladder before anything is
+        created or started (cheap: no workers); raise ``ExecutorError`` naming the key."""
+
     @abc.abstractmethod
     def submit(self, task: SegmentTask) -> None:
         """Start ``task`` on a free worker."""
