@@ -22,7 +22,7 @@ from jfhpo.optimizers.base import Optimizer
 from jfhpo.planning.ledger import suggestion_cost
 from jfhpo.progress import ProgressSink, Snapshot
 from jfhpo.records import Extend, Phase, SegmentRecord, SegmentStatus, Start, Suggestion, Verdict
-from jfhpo.stopping.base import RunHistory, StoppingRule
+from jfhpo.stopping.base import StoppingRule
 from jfhpo.study import Study
 from jfhpo.view import StudyView
 from jfhpo.wiring import PrepareError, StudyAborted, default_cache_dir, run_study
@@ -86,7 +86,8 @@ class Tuner:
                 self._handle(event)
             if not isinstance(event, events.ObservationEvent) or self.clock() - self._shown > 0.5:
                 self._shown = self.clock()
-                self.sink.update(wiring.fill_snapshot(self.snap, self.study, self.view(), self.in_flight))
+                self.sink.update(wiring.fill_snapshot(self.snap, self.study, self.view(),
+                                                      self.in_flight))
 
     def _fill(self, phase: Phase) -> bool:
         """Start what can start; True when the queue's head cannot (resources or budget)."""
@@ -95,6 +96,8 @@ class Tuner:
                 view = self.view()
                 if self._exhausted or phase is Phase.CONFIRM or view is self._refused:
                     return False
+                if not view.cost.calibrated and self.in_flight:
+                    return False  # costs unknown: one probe segment measures them first
                 s = self.optimizer.suggest(view)
                 if s is None or not view.ledger.can_pay(suggestion_cost(view, s)):
                     # nothing (affordable) to do: ask again once something has changed
@@ -157,7 +160,8 @@ class Tuner:
             self.queue.append((rid, p.suggestion_id, p.start, p.target))
 
     def _task(self, run_id: int, seg_id: int, start: int, target: int) -> SegmentTask:
-        return wiring.make_task(self.study, self.registry, run_id, seg_id, start, target, self.cache_dir)
+        return wiring.make_task(self.study, self.registry, run_id, seg_id, start, target,
+                                self.cache_dir)
 
     def _launch(self, run_id: int, suggestion_id: int, start: int, target: int) -> None:
         st = self.study
@@ -181,59 +185,28 @@ class Tuner:
             self.sink.message(ev.message)
 
     def _observe(self, ev: events.ObservationEvent) -> Verdict:
-        st = self.study
-        seg = st.segments[ev.segment_id]
-        st.add_observation(ev.segment_id, ev.step, ev.metrics)
+        seg = self.study.segments[ev.segment_id]
+        self.study.add_observation(ev.segment_id, ev.step, ev.metrics)
         if seg.reason is not None:
             return Verdict.STOP
-        run = st.runs[seg.run_id]
-        if self.rules is None or run.phase is Phase.CONFIRM:
-            return Verdict.CONTINUE
-        history = RunHistory(seg.run_id, run.model, run.config, tuple(st.obs.get(seg.run_id, ())),
-                             seg.target_step, st.steps.max_steps)
-        reason = self.rules.check(history, self.view())
-        if reason is None:
-            return Verdict.CONTINUE
-        st.update_segment(ev.segment_id, reason_rule=reason.rule, reason_msg=reason.message)
-        self.snap.stops.append(f"run {seg.run_id} ({run.model}) at step {ev.step}: {reason.message}")
-        return Verdict.STOP
+        note = wiring.stop_check(self.study, self.rules, seg, ev.step, self.view())
+        if note is not None:
+            self.snap.stops.append(note)
+        return Verdict.CONTINUE if note is None else Verdict.STOP
 
     def _done(self, seg_id: int, outcome: SegmentOutcome, wall: float) -> None:
-        st = self.study
-        seg = st.segments[seg_id]
-        end, saved = int(outcome.end_step), outcome.saved_step
-        if outcome.final_metrics:
-            # metrics of the end step that came after its report (the evaluation of a stop)
-            st.add_observation(seg_id, end, outcome.final_metrics)
-        if saved is not None and saved > seg.start_step:
-            self.registry.commit(seg_id, seg.run_id, saved)
-        score = next((st.sign * v for ob in reversed(st.obs.get(seg.run_id, []))
-                      if ob.segment_id == seg_id and ob.step == end
-                      and (v := st.objective_value(ob.metrics)) is not None), None)
-        status = SegmentStatus.STOPPED if seg.reason is not None else SegmentStatus.COMPLETED
-        cost = float(outcome.cost) if math.isfinite(outcome.cost) else float(wall)
-        st.update_segment(seg_id, status=int(status), end_step=end, score=score, cost=cost,
-                          wall=float(wall), finished=time.time())
-        if saved is not None and saved > seg.start_step:
-            self.registry.release_superseded(seg.run_id, saved)
+        wiring.record_done(self.study, self.registry, seg_id, outcome, wall)
         self.in_flight.pop(seg_id, None)
         self._launched.pop(seg_id, None)
         self._failures_in_a_row = 0
         self._after_segment()
 
     def _failed(self, seg_id: int, error: str) -> None:
-        st = self.study
-        seg = st.segments[seg_id]
-        steps = [o.step for o in st.obs.get(seg.run_id, []) if o.segment_id == seg_id]
-        ran = (max(steps) - seg.start_step) if steps else 0
+        st, seg = self.study, self.study.segments[seg_id]
         wall = self.clock() - self._launched.pop(seg_id, self.clock())
-        cost = wiring.failed_cost(seg, st.runs[seg.run_id].model, ran, wall, self.view().cost)
-        st.update_segment(seg_id, status=int(SegmentStatus.FAILED), error=error, cost=cost,
-                          wall=wall, end_step=seg.start_step + ran, finished=time.time())
+        self.sink.message(wiring.record_failure(st, seg, error, wall, self.view().cost))
         self.in_flight.pop(seg_id, None)
         self.snap.failures += 1
-        last = error.strip().splitlines()[-1] if error.strip() else "unknown error"
-        self.sink.message(f"segment {seg_id} (run {seg.run_id}) failed: {last}")
         if st.runs[seg.run_id].phase is Phase.CONFIRM:
             self._queue_pending(only=seg.suggestion_id)  # a retry, while retries are left
         self._failures_in_a_row += 1
@@ -263,15 +236,10 @@ class Tuner:
             self._warn(text)
 
     def _collect_checkpoints(self) -> None:
-        view, searching = self.view(), self.study.phase is Phase.SEARCH
         queued = {(rid, start) for rid, _, start, _ in self.queue}
         flying = {(s.run_id, s.start_step) for s in self.in_flight.values()}
-        self.registry.collect(
-            keep={r.run_id for r in view.runs
-                  if r.busy or (searching and self.optimizer.may_extend(view, r))},
-            protected=queued | flying, busy={rid for rid, _ in queued | flying},
-            budget_bytes=self.study.spec.checkpoints.disk_budget_mb * 1e6,
-            priority={r.run_id: -math.inf if r.score is None else r.score for r in view.runs})
+        wiring.collect_checkpoints(self.study, self.registry, self.view(), self.optimizer,
+                                   queued | flying)
 
     def wall_used(self) -> float:
         return self._wall0 + (self.clock() - self._t0)
@@ -287,7 +255,8 @@ class Tuner:
         if st.spec.confirm.top_k == 0:
             return
         target, steps = st.ladder.target.name, st.steps.max_steps
-        plan = wiring.confirmation_plan(st, self.view(), self.optimizer, self.backend, self.wall_used())
+        plan = wiring.confirmation_plan(st, self.view(), self.optimizer, self.backend,
+                                        self.wall_used())
         if plan.note:
             self._warn(plan.note)
         stored = [s for s in st.suggestions if s.phase is Phase.CONFIRM]
