@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def test_inline_study_runs_segments_in_this_process(tmp_path: Path) -> None:
     lines = [json.loads(x) for p in record.glob("*.jsonl") for x in p.read_text().splitlines()]
     assert len({x["pid"] for x in lines}) == 1  # one process: the study's own
     ivals = sorted((x["start"], x["end"]) for x in lines)
-    assert all(a[1] <= b[0] for a, b in zip(ivals, ivals[1:], strict=False))  # one at a time
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(ivals))  # one at a time
     st = Study.open(tmp_path / "st")
     assert st.best() is not None
     assert len(lines) == sum(1 for s in st.segments.values() if s.end_step)
