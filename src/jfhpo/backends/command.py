@@ -429,6 +429,8 @@ class CommandBackend(Backend):
             proc = command_proc.launch(argv, cwd=fill(o.cwd, fields) if o.cwd else None, env=env,
                                        stdout=out, stderr=err, grace=o.grace,
                                        status_file=status_file)
+            with open(os.path.join(log_dir, "pgid"), "w") as f:
+                f.write(f"{proc.pid}\n")  # the trainer tree's process group (tests check it)
             try:
                 watch = _Watch(self, task, report, metrics_file, proc, status_file)
                 result = watch.run()
