@@ -172,7 +172,7 @@ def test_a_trainer_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path
 
 
 def test_options_are_checked_and_named(tmp_path: Path) -> None:
-    with pytest.raises(BackendError, match="backend.options.command"):
+    with pytest.raises(BackendError, match=r"backend\.options\.command"):
         CommandBackend({"command": "python train.py"})
     with pytest.raises(BackendError, match="unknown key"):
         CommandBackend({"command": ["x"], "comand": 1})
