@@ -108,6 +108,7 @@ _BUILTIN: dict[str, str] = {
     "synthetic": "jfhpo.backends.synthetic",
     "tiny": "jfhpo.backends.tiny",
     "command": "jfhpo.backends.command",
+    "verl": "jfhpo.backends.verl",
 }
 
 
