@@ -109,6 +109,7 @@ _BUILTIN: dict[str, str] = {
     "tiny": "jfhpo.backends.tiny",
     "command": "jfhpo.backends.command",
     "verl": "jfhpo.backends.verl",
+    "trl": "jfhpo.backends.trl",
 }
 
 

@@ -33,6 +33,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -84,7 +85,8 @@ OPTIONS: dict[str, str] = {
     "grace": "seconds between SIGTERM and SIGKILL (default 10)",
     "exit_wait": "seconds the trainer may take to exit by itself after logging its end step "
                  "(default 10); it is ended at once when it logs a later step",
-    "objective_default": "the objective metric when the study names none (default eval_loss)",
+    "stop": "kill (default: a STOP ends the group at once) or graceful (SIGTERM, then the "
+            "trainer's last steps are still read until it exits or the grace ends)",
 }
 PARAM_STYLES = ("hydra", "flags", "env", "none")
 LOG_TAIL_LINES = 30
@@ -109,6 +111,7 @@ class CommandOptions:
     timeout: float = 86400.0
     grace: float = 10.0
     exit_wait: float = 10.0
+    stop: str = "kill"
 
     @classmethod
     def parse(cls, options: Mapping[str, Any], name: str = "command") -> CommandOptions:
@@ -167,6 +170,9 @@ class CommandOptions:
             raise BackendError(f"{where}.checkpoint_every: expected an integer, got {every!r}")
         cwd = options.get("cwd")
         latest = options.get("latest_file")
+        stop = str(options.get("stop", "kill"))
+        if stop not in ("kill", "graceful"):
+            raise BackendError(f"{where}.stop: {stop!r} is not one of ['kill', 'graceful']")
         return cls(
             command=strings("command", required=True),
             resume_args=strings("resume_args"),
@@ -183,6 +189,7 @@ class CommandOptions:
             timeout=number("timeout", 86400.0, 1e-3),
             grace=number("grace", 10.0),
             exit_wait=number("exit_wait", 10.0),
+            stop=stop,
         )
 
 
@@ -516,6 +523,7 @@ class _Watch:
         self.logged = task.start_step
         self.ppid = os.getppid()
         self.overshoot = False  # the trainer logged a step after the segment's end
+        self.stopping: float | None = None  # when a graceful stop was asked (SIGTERM sent)
 
     def _take(self) -> None:
         for step, native in self.tail.read():
@@ -528,14 +536,18 @@ class _Watch:
             self.pending.setdefault(step, {}).update(canonical(native, self.o.metric_map))
 
     def _flush(self, upto: int) -> Verdict:
-        """Report every pending step <= ``upto`` in order; STOP as soon as the engine says so."""
+        """Report every pending step <= ``upto`` in order; STOP as soon as the engine says so
+        (after a graceful stop was asked, the trainer's last steps are reported regardless)."""
         for step in sorted(s for s in self.pending if s <= upto):
             metrics = self.pending.pop(step)
             if step <= self.reported:
                 continue
             self.reported = step
-            if self.report(step, metrics) is Verdict.STOP:
-                return Verdict.STOP
+            if self.report(step, metrics) is Verdict.STOP and self.stopping is None:
+                if self.o.stop == "kill":
+                    return Verdict.STOP
+                self.stopping = time.monotonic()
+                command_proc.signal_group(self.proc.pid, signal.SIGTERM)
         return Verdict.CONTINUE
 
     def run(self) -> _Result:
@@ -557,7 +569,7 @@ class _Watch:
                 rc = command_proc.read_status(self.status_file)
                 if self._flush(task.target_step) is Verdict.STOP:
                     return self._result(stopped=True)
-                if self.reported >= task.target_step:
+                if self.reported >= task.target_step or self.stopping is not None:
                     return self._result()
                 return self._result(error=(
                     f"the trainer exited with code {rc} at step {self.reported} before the "
@@ -568,6 +580,8 @@ class _Watch:
                     self.overshoot or time.monotonic() - target_seen >= o.exit_wait):
                 self._flush(task.target_step)
                 return self._result()
+            if self.stopping is not None and time.monotonic() - self.stopping > o.grace:
+                return self._result(stopped=True)  # it did not end in time: killed by caller
             if time.monotonic() > t_end:
                 return self._result(error=f"the segment timed out after {o.timeout:g} s "
                                           f"(last step {self.logged})")

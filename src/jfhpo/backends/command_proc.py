@@ -67,7 +67,7 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def _signal_group(pgid: int, sig: int) -> None:
+def signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
@@ -79,13 +79,13 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float) -> int:
     after ``grace`` seconds, then reap the guard. Returns the guard's exit code."""
     pgid = proc.pid
     if proc.poll() is None or group_alive(pgid):
-        _signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             if proc.poll() is not None and not group_alive(pgid):
                 break
             time.sleep(0.05)
-        _signal_group(pgid, signal.SIGKILL)
+        signal_group(pgid, signal.SIGKILL)
     try:
         rc = proc.wait(timeout=max(5.0, grace))
     except subprocess.TimeoutExpired:  # cannot happen after SIGKILL unless the kernel is stuck
