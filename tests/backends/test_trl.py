@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("trl")
 
-from tests.backends.trl_fixtures import build_project
+from jfhpo.examples.trl_project import build_project
 
 from jfhpo.backends.base import BackendError, SegmentTask
 from jfhpo.backends.command_proc import group_alive

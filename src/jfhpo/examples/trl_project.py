@@ -1,15 +1,19 @@
-"""Fixtures of the trl-backend tests: a user's project built on disk, nothing downloaded.
+"""A small GRPO project on disk for the ``trl`` example study and the trl-backend tests.
 
-Three small Qwen2 models saved with ``save_pretrained`` (random weights, one folder each, the
-tokenizer saved beside), a jsonl dataset of addition prompts with an ``answer`` column, and a
-reward module in the project folder (outside the jfhpo package).
+``python -m jfhpo.examples.trl_project DIR`` writes what a user of the trl backend brings, built
+locally (nothing is downloaded): three small Qwen2 models saved with ``save_pretrained``
+(random weights, one folder each, the tokenizer saved beside), a jsonl dataset of one-digit
+addition prompts with an ``answer`` column, and a reward module ``user_rewards.py`` in DIR
+(outside the jfhpo package). ``jfhpo init --workload trl`` writes a study that uses it.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
+from typing import Any
 
 #: (name, hidden, layers, heads, kv_heads, intermediate) of the ladder
 LADDER = (("s", 16, 1, 2, 1, 32), ("m", 24, 2, 2, 1, 48), ("l", 32, 2, 4, 2, 64))
@@ -32,13 +36,15 @@ def exact_match(prompts, completions, answer, **kwargs):
 '''
 
 
-def build_project(root: Path) -> dict[str, object]:
+def build_project(root: Path) -> dict[str, Any]:
     """Write models, data and rewards under ``root``; returns paths and parameter counts."""
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig, Qwen2Config
+    from transformers.utils import logging as hf_logging
 
     from jfhpo.backends.tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID, VOCAB, build_tokenizer
 
+    hf_logging.disable_progress_bar()
     tok = build_tokenizer()
     models: dict[str, tuple[str, int]] = {}
     for name, hidden, layers, heads, kv, inter in LADDER:
@@ -57,10 +63,25 @@ def build_project(root: Path) -> dict[str, object]:
         models[name] = (str(folder), int(sum(p.numel() for p in model.parameters())))
     rng = random.Random(0)
     data = root / "data" / "add.jsonl"
-    data.parent.mkdir(parents=True)
+    data.parent.mkdir(parents=True, exist_ok=True)
     with open(data, "w") as f:
         for _ in range(300):
             a, b = rng.randrange(10), rng.randrange(10)
             f.write(json.dumps({"prompt": f"{a}+{b}=", "answer": str(a + b)}) + "\n")
     (root / "user_rewards.py").write_text(REWARDS)
     return {"models": models, "data": str(data), "project": str(root)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    root = Path(args[0] if args else ".")
+    root.mkdir(parents=True, exist_ok=True)
+    made = build_project(root)
+    for name, (path, params) in made["models"].items():
+        print(f"model {name}: {path} ({params} parameters)")
+    print(f"data: {made['data']}\nrewards: {root / 'user_rewards.py'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
