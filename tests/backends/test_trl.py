@@ -13,11 +13,10 @@ import pytest
 
 pytest.importorskip("trl")
 
-from jfhpo.examples.trl_project import build_project
-
 from jfhpo.backends.base import BackendError, SegmentTask
 from jfhpo.backends.command_proc import group_alive
 from jfhpo.backends.trl import TrlBackend
+from jfhpo.examples.trl_project import build_project
 from jfhpo.fidelity import ModelRung
 from jfhpo.records import Verdict
 

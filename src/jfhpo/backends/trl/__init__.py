@@ -134,6 +134,20 @@ class TrlBackend(CommandBackend):
             path = self.dataset.get(key)
             if path and not os.path.exists(path):
                 raise BackendError(f"backend.options.dataset.{key}: {path} does not exist")
+        keys = self.accepted_keys()
+        unknown = sorted(set(space.names) - keys)
+        if unknown:
+            raise BackendError(f"space: {unknown} are not GRPOConfig fields the trl backend "
+                               "accepts (jfhpo sets output_dir, max_steps, seed, logging and "
+                               "saving itself)")
+
+    def accepted_keys(self) -> set[str]:
+        """``GRPOConfig`` fields a configuration may set (imports TRL: a few seconds)."""
+        from trl import GRPOConfig
+
+        from jfhpo.backends.trl.runner import PINNED
+
+        return set(GRPOConfig.__dataclass_fields__) - PINNED
 
     def segment_argv(self, task: SegmentTask, fields: Mapping[str, Any],
                      config: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:

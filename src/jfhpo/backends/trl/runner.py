@@ -37,6 +37,12 @@ from typing import Any
 #: the seed of every sampled evaluation (fixed: the same weights give the same score)
 EVAL_SEED = 1234
 _STOP = {"requested": False}
+#: GRPOConfig fields every segment sets itself (a configuration may not)
+PINNED = frozenset({
+    "output_dir", "max_steps", "seed", "logging_steps", "save_strategy", "eval_strategy",
+    "report_to", "shuffle_dataset", "disable_tqdm", "log_completions", "reward_weights",
+    "fp16", "use_cpu", "dataloader_num_workers", "log_level",
+})
 
 
 def load_function(ref: str, paths: Sequence[str] = ()) -> Callable[..., Any]:
@@ -93,16 +99,19 @@ def grpo_config(spec: Mapping[str, Any], output_dir: str, cuda: bool) -> Any:
         "seed": int(spec["seed"]) % 2**32, "logging_steps": 1, "save_strategy": "no",
         "eval_strategy": "no", "report_to": "none", "shuffle_dataset": False,
         "disable_tqdm": True, "log_completions": False, "reward_weights": weights,
-        "bf16": cuda, "fp16": False, "use_cpu": not cuda, "dataloader_num_workers": 0,
+        "fp16": False, "use_cpu": not cuda, "dataloader_num_workers": 0,
         "log_level": "error",
     }
-    clash = sorted(set(fields) & (set(pinned) - {"bf16"}))
+    clash = sorted(set(fields) & PINNED)
     if clash:
         raise ValueError(f"GRPOConfig field(s) {clash} are set by jfhpo for every segment")
     known = set(GRPOConfig.__dataclass_fields__)
     unknown = sorted(set(fields) - known)
     if unknown:
         raise ValueError(f"unknown GRPOConfig field(s) {unknown} in the configuration")
+    fields.setdefault("bf16", cuda)  # bf16 on a GPU unless the study says otherwise
+    if not cuda:
+        fields["bf16"] = False
     return GRPOConfig(**{**fields, **pinned})
 
 
