@@ -32,7 +32,7 @@ def test_trl_example_study_end_to_end(tmp_path: Path) -> None:
         "optimizer": {"name": "hyperband", "options": {"model": "s"}},
         # random models truncate most answers: this rule stops every run that reaches step 3
         "stopping": {"defaults": False, "truncation": {"threshold": 0.0, "k": 3}},
-        "budget": {"seconds": 150},
+        "budget": {"seconds": 300},
         "confirm": {"top_k": 1, "fraction": 0.2},
     })
     (tmp_path / "trl.yaml").write_text(yaml.safe_dump(study, sort_keys=False))

@@ -85,6 +85,8 @@ OPTIONS: dict[str, str] = {
     "grace": "seconds between SIGTERM and SIGKILL (default 10)",
     "exit_wait": "seconds the trainer may take to exit by itself after logging its end step "
                  "(default 10); it is ended at once when it logs a later step",
+    "step_lines": "many (default: a step is complete once a later step is logged) or one (the "
+                  "trainer writes exactly one line per step, after the step: report at once)",
     "stop": "kill (default: a STOP ends the group at once) or graceful (SIGTERM, then the "
             "trainer's last steps are still read until it exits or the grace ends)",
 }
@@ -112,6 +114,7 @@ class CommandOptions:
     grace: float = 10.0
     exit_wait: float = 10.0
     stop: str = "kill"
+    step_lines: str = "many"
 
     @classmethod
     def parse(cls, options: Mapping[str, Any], name: str = "command") -> CommandOptions:
@@ -170,6 +173,9 @@ class CommandOptions:
             raise BackendError(f"{where}.checkpoint_every: expected an integer, got {every!r}")
         cwd = options.get("cwd")
         latest = options.get("latest_file")
+        step_lines = str(options.get("step_lines", "many"))
+        if step_lines not in ("many", "one"):
+            raise BackendError(f"{where}.step_lines: {step_lines!r} is not one of ['many', 'one']")
         stop = str(options.get("stop", "kill"))
         if stop not in ("kill", "graceful"):
             raise BackendError(f"{where}.stop: {stop!r} is not one of ['kill', 'graceful']")
@@ -190,6 +196,7 @@ class CommandOptions:
             grace=number("grace", 10.0),
             exit_wait=number("exit_wait", 10.0),
             stop=stop,
+            step_lines=step_lines,
         )
 
 
@@ -560,7 +567,8 @@ class _Watch:
             if not exited and self.pending:
                 # a step is complete once a later one appears (lines of one step may be several)
                 newest = max(self.pending)
-                if self._flush(newest - 1) is Verdict.STOP:
+                done = newest if o.step_lines == "one" and newest < task.target_step else newest - 1
+                if self._flush(done) is Verdict.STOP:
                     return self._result(stopped=True)
             if self.logged >= task.target_step and target_seen is None:
                 target_seen = time.monotonic()

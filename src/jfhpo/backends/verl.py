@@ -197,6 +197,7 @@ class VerlBackend(CommandBackend):
             "env": {"VERL_FILE_LOGGER_PATH": "{metrics_file}", **options.get("env", {})},
             **({"cwd": options["cwd"]} if "cwd" in options else {}),
             "metrics_format": "verl",
+            "step_lines": "one",
             "metric_map": "verl",
             "checkpoint_pattern": "global_step_{step}",
             "checkpoint_every": self.save_freq,

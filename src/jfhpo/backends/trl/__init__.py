@@ -112,6 +112,7 @@ class TrlBackend(CommandBackend):
             "params": "none",
             "env": dict(options.get("env", {})),
             "metrics_format": "verl",
+            "step_lines": "one",
             "metric_map": "trl",
             "checkpoint_pattern": "checkpoint-{step}",
             "checkpoint_every": 0,
