@@ -6,7 +6,8 @@ segment (under ``accelerate launch`` when the rung asks for more than one GPU). 
 * loads the rung's local model folder and the tokenizer saved beside it, the dataset from local
   files (jsonl, json, parquet, csv, or a ``save_to_disk`` folder) and the reward functions named
   ``module:function`` (with weights);
-* trains with ``GRPOTrainer`` configured for the study's whole budget (``max_steps`` pinned to
+* trains through jfhpo's one TRL path (``core.train_grpo``, which the tiny workload uses too)
+  with ``GRPOTrainer`` configured for the study's whole budget (``max_steps`` pinned to
   the study maximum so schedules do not depend on where a segment ends), resuming
   ``resume_path`` with ``train(resume_from_checkpoint=...)``. Bit-exact continuation rests on the
   same things as the tiny workload: a run's prompts are one seeded, fixed-order stream
@@ -192,9 +193,10 @@ def run(spec: Mapping[str, Any]) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
-    from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
-    from trl import GRPOTrainer
+
+    from jfhpo.backends.trl.core import move_checkpoint, train_grpo
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -242,49 +244,28 @@ def run(spec: Mapping[str, Any]) -> int:
             with open(metrics_file, "a") as f:
                 f.write(json.dumps({"step": step, "data": dict(row)}) + "\n")
 
-    class SegmentCallback(TrainerCallback):
-        """Writes each step's line; evaluates; ends at the target or after SIGTERM."""
+    final: list[tuple[int, dict[str, Any]]] = []
 
-        def __init__(self) -> None:
-            self.last = int(spec["start_step"])
-            self.final: tuple[int, dict[str, Any]] | None = None
-            self.trainer: Any = None
+    def on_step(step: int, logs: dict[str, Any], model: Any) -> bool:
+        """Writes the step's line; evaluates; ends at the target or after SIGTERM."""
+        row = {k: v for k, v in logs.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        end = step >= target or _STOP["requested"]
+        if end or (eval_every > 0 and step % eval_every == 0):
+            row.update(evaluate(model))
+        if end:
+            final.append((step, row))  # written once its checkpoint is in place
+            return True
+        write(step, row)
+        return False
 
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None,
-                   **kw: Any) -> None:
-            step = int(state.global_step)
-            if not logs or "train_runtime" in logs or step <= self.last:
-                return
-            self.last = step
-            row = {k: v for k, v in logs.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
-            end = step >= target or _STOP["requested"]
-            if end or (eval_every > 0 and step % eval_every == 0):
-                row.update(evaluate(self.trainer.model))
-            if end:
-                self.final = (step, row)  # written once its checkpoint is in place
-                control.should_save = True
-                control.should_training_stop = True
-            else:
-                write(step, row)
-
-    callback = SegmentCallback()
-    trainer = GRPOTrainer(model=spec["model"], reward_funcs=[fn for fn, _ in rewards],
-                          args=args, train_dataset=train_rows, processing_class=tokenizer,
-                          callbacks=[callback])
-    trainer.remove_callback(PrinterCallback)
-    callback.trainer = trainer
-    trainer.train(resume_from_checkpoint=spec.get("resume_path") or None)
-    if callback.final is None:
-        raise RuntimeError(f"training ended at step {callback.last} before the end step {target}")
-    step, row = callback.final
+    step = train_grpo(model=spec["model"], reward_funcs=[fn for fn, _ in rewards], args=args,
+                      train_dataset=train_rows, tokenizer=tokenizer,
+                      start_step=int(spec["start_step"]), resume_from=spec.get("resume_path") or None,
+                      on_step=on_step)
     if main_process:
-        saved = os.path.join(work, f"checkpoint-{step}")
-        if not os.path.isdir(saved):
-            raise RuntimeError(f"the trainer wrote no checkpoint for step {step} under {work}")
-        os.replace(saved, os.path.join(spec["checkpoint_dir"], f"checkpoint-{step}"))
-        shutil.rmtree(work, ignore_errors=True)
-    write(step, row)
+        move_checkpoint(work, step, os.path.join(spec["checkpoint_dir"], f"checkpoint-{step}"))
+    write(step, final[-1][1])
     return 0
 
 
