@@ -60,7 +60,7 @@ try:  # backend contract v2 (engine); a local stand-in keeps this module working
 except ImportError:  # pragma: no cover - depends on the engine branch
 
     @dataclass(frozen=True)
-    class Capabilities:  # type: ignore[no-redef]
+    class Capabilities:  # type: ignore[no-redef,unused-ignore]
         """How often the trainer checkpoints (0: only at the segment end) and if it resumes."""
 
         checkpoint_every: int = 1
