@@ -569,27 +569,30 @@ class _Watch:
                 newest = max(self.pending)
                 done = newest if o.step_lines == "one" and newest < task.target_step else newest - 1
                 if self._flush(done) is Verdict.STOP:
-                    return self._result(stopped=True)
+                    return self._result()
             if self.logged >= task.target_step and target_seen is None:
                 target_seen = time.monotonic()
             if exited:
                 self._take()
-                rc = command_proc.read_status(self.status_file)
+                rc = command_proc.read_status(self.status_file)  # None: the guard was killed
                 if self._flush(task.target_step) is Verdict.STOP:
-                    return self._result(stopped=True)
+                    return self._result()
                 if self.reported >= task.target_step or self.stopping is not None:
                     return self._result()
+                if rc == 0:
+                    return self._result(error=(
+                        f"the trainer exited (code 0) after step {self.reported}, before the "
+                        f"segment's end step {task.target_step}: check its step placeholders"))
+                how = "was killed" if rc is None else f"exited with code {rc}"
                 return self._result(error=(
-                    f"the trainer exited with code {rc} at step {self.reported} before the "
-                    f"segment's end step {task.target_step}" if rc else
-                    f"the trainer exited (code 0) after step {self.reported}, before the "
-                    f"segment's end step {task.target_step}: check its step count placeholders"))
+                    f"the trainer {how} at step {self.reported}, before the segment's end "
+                    f"step {task.target_step}"))
             if target_seen is not None and (
                     self.overshoot or time.monotonic() - target_seen >= o.exit_wait):
                 self._flush(task.target_step)
                 return self._result()
             if self.stopping is not None and time.monotonic() - self.stopping > o.grace:
-                return self._result(stopped=True)  # it did not end in time: killed by caller
+                return self._result()  # it did not end in time: the caller kills the group
             if time.monotonic() > t_end:
                 return self._result(error=f"the segment timed out after {o.timeout:g} s "
                                           f"(last step {self.logged})")
@@ -597,6 +600,6 @@ class _Watch:
                 return self._result(error="the jfhpo process that started this worker is gone")
             time.sleep(0.1)
 
-    def _result(self, *, stopped: bool = False, error: str | None = None) -> _Result:
-        del stopped  # the end step is the last reported one either way
+    def _result(self, error: str | None = None) -> _Result:
+        """The end step is the last reported one, whether the segment ended or was stopped."""
         return _Result(self.reported, error)
