@@ -105,3 +105,13 @@ def test_options_are_checked() -> None:
         TrlBackend({"dataset": {"file": "x"}, "rewards": ["m:f"]})
     with pytest.raises(BackendError, match="unknown key"):
         TrlBackend({"dataset": "d.jsonl", "rewards": ["m:f"], "reward": 1})
+
+
+def test_recipe_is_trls_own_defaults() -> None:
+    from trl import GRPOConfig
+
+    recipe = TrlBackend.recipe()
+    defaults = GRPOConfig(output_dir="unused", use_cpu=True)
+    assert {"learning_rate", "beta", "epsilon", "temperature"} <= set(recipe)
+    for name, value in recipe.items():
+        assert getattr(defaults, name) == value, name

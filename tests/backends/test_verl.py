@@ -99,6 +99,15 @@ def test_kl_loss_switch_follows_beta() -> None:
         verl_overrides({"learnig_rate": 1e-6})
 
 
+def test_recipe_composes_to_verl_grpo_example_values(composer: Any) -> None:
+    cfg = composer(verl_overrides(VerlBackend.recipe()))
+    assert get(cfg, "actor_rollout_ref.actor.optim.lr") == 1e-6
+    assert get(cfg, "actor_rollout_ref.actor.use_kl_loss") is True
+    assert get(cfg, "actor_rollout_ref.actor.kl_loss_coef") == 0.001
+    assert get(cfg, "actor_rollout_ref.rollout.n") == 5
+    assert get(cfg, "algorithm.adv_estimator") == "grpo"
+
+
 def test_verl_command_composes(composer: Any) -> None:
     argv = verl_command({"learning_rate": 3e-6, "beta": 0.002, "rollout_n": 8},
                         total_steps=120, n_gpus_per_node=4, nnodes=2,

@@ -90,6 +90,12 @@ VERL_KEYS: Mapping[str, str] = {
     "norm_adv_by_std_in_grpo": "algorithm.norm_adv_by_std_in_grpo",
 }
 
+#: the no-search baseline in study names (one name per VeRL key)
+RECIPE: Mapping[str, Any] = {
+    "learning_rate": 1e-6, "beta": 0.001, "kl_loss_type": "low_var_kl", "clip_ratio_low": 0.2,
+    "clip_ratio_high": 0.2, "entropy_coeff": 0.0, "rollout_n": 5,
+}
+
 #: keys the launcher owns (set per segment); a configuration may not set them
 PINNED = frozenset({
     "trainer.total_training_steps", "trainer.total_epochs", "trainer.save_freq",
@@ -237,6 +243,12 @@ class VerlBackend(CommandBackend):
             argv += ["trainer.resume_mode=resume_path",
                      f"trainer.resume_from_path={fields['resume_path']}"]
         return argv, env
+
+    @classmethod
+    def recipe(cls) -> dict[str, Any]:
+        """VeRL's GRPO example settings (``examples/grpo_trainer``): lr 1e-6, KL loss 0.001
+        (low_var_kl), clip 0.2/0.2, no entropy bonus, 5 responses per prompt."""
+        return dict(RECIPE)
 
     @classmethod
     def example_study(cls) -> str:

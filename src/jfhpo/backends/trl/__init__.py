@@ -36,6 +36,10 @@ TRL_OPTIONS: dict[str, str] = {
     "grace": "seconds a stopped segment has to evaluate and save before SIGKILL (default 120)",
     "accelerate_args": "extra arguments of `accelerate launch` for multi-GPU rungs",
 }
+#: GRPOConfig fields whose TRL defaults make the recipe
+RECIPE_KEYS = ("learning_rate", "beta", "epsilon", "epsilon_high", "temperature",
+               "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "loss_type",
+               "scale_rewards", "entropy_coef", "num_iterations")
 _DATASET_KEYS = {"path", "format", "prompt_column", "eval_path", "eval_size", "data_seed"}
 
 
@@ -180,6 +184,16 @@ class TrlBackend(CommandBackend):
             os.pathsep)
         env["PYTHONPATH"] = pythonpath
         return argv, env
+
+    @classmethod
+    def recipe(cls) -> dict[str, Any]:
+        """TRL's own GRPOConfig defaults of the usual search keys (the installed version's): what
+        a practitioner gets without a search, run beside the winner at confirmation."""
+        from trl import GRPOConfig
+
+        fields = GRPOConfig.__dataclass_fields__
+        return {name: fields[name].default for name in RECIPE_KEYS
+                if name in fields and fields[name].default is not None}
 
     @classmethod
     def example_study(cls) -> str:
