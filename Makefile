@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[all,bench,dev]'
 	# DEHB 0.1.2 pins numpy<2 but runs on numpy 2: installed without its pins
 	$(BIN)/pip install -q --no-deps 'dehb==0.1.2'
+	# VeRL without its GPU stack: its packaged Hydra config is what the verl preset is tested against
+	$(BIN)/pip install -q -e '.[verl]' && $(BIN)/pip install -q --no-deps 'verl==0.9.1'
 	touch $(STAMP)
 
 install: $(STAMP)

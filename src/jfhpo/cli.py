@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("init", help="write a commented example study file")
     s.add_argument("path")
     s.add_argument("--workload", default="tiny", help="backend to write the example for "
-                   "(synthetic, tiny)")
+                   "(synthetic, tiny, trl, command, verl)")
     s.add_argument("--force", action="store_true")
     s.set_defaults(fn=cmd_init)
 

@@ -153,6 +153,9 @@ _REGISTRY: dict[str, type[Backend]] = {}
 _BUILTIN: dict[str, str] = {
     "synthetic": "jfhpo.backends.synthetic",
     "tiny": "jfhpo.backends.tiny",
+    "command": "jfhpo.backends.command",
+    "verl": "jfhpo.backends.verl",
+    "trl": "jfhpo.backends.trl",
 }
 
 

@@ -79,11 +79,15 @@ def train_segment(
     report: Reporter,
 ) -> tuple[int, dict[str, float]]:
     """Train ``task`` from its start to its target (or an earlier STOP); leave a resumable
-    checkpoint of the end step in ``task.checkpoint_dir``. Returns (end step, final metrics)."""
+    checkpoint of the end step in ``task.checkpoint_dir``. Returns (end step, final metrics).
+
+    Trains through jfhpo's one TRL path (``jfhpo.backends.trl.core``); what is tiny's own is
+    the data stream, the reward and the accuracy evaluation in the step hook."""
     from datasets import Dataset
-    from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
-    from trl import GRPOTrainer
+
+    from jfhpo.backends.trl.core import move_checkpoint, train_grpo
 
     hf_logging.disable_progress_bar()
 
@@ -94,61 +98,43 @@ def train_segment(
     os.makedirs(task.checkpoint_dir, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     arith = splits.task
+    final: dict[str, float] = {}
 
-    class SegmentCallback(TrainerCallback):
-        """Reports every step, evaluates, stops at the target or on STOP, asks for a save."""
+    def evaluate(model: Any) -> dict[str, float]:
+        return {
+            "eval_accuracy": accuracy(model, arith, splits.validation, sample=True),
+            "eval_greedy_accuracy": accuracy(model, arith, splits.validation, sample=False),
+        }
 
-        def __init__(self) -> None:
-            self.last_step = task.start_step
-            self.final: dict[str, float] = {}
-            self.trainer: Any = None
+    def on_step(step: int, logs: dict[str, Any], model: Any) -> bool:
+        """Reports every step, evaluates, ends at the target or on STOP."""
+        metrics = to_canonical(logs, TRL_NAMES)
+        for native, name in _EXTRA.items():
+            v = logs.get(native)
+            if isinstance(v, (int, float)):
+                metrics[name] = float(v)
+        at_target = step >= task.target_step
+        evaluated = at_target or (task.eval_every > 0 and step % task.eval_every == 0)
+        if evaluated:
+            metrics.update(evaluate(model))
+        verdict = report(step, metrics)
+        if verdict is Verdict.STOP or at_target:
+            if not evaluated:  # stopped early: the end step is still evaluated
+                metrics.update(evaluate(model))
+            final.clear()
+            final.update(metrics)
+            return True
+        return False
 
-        def evaluate(self) -> dict[str, float]:
-            model = self.trainer.model
-            return {
-                "eval_accuracy": accuracy(model, arith, splits.validation, sample=True),
-                "eval_greedy_accuracy": accuracy(model, arith, splits.validation, sample=False),
-            }
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            step = int(state.global_step)
-            if not logs or "train_runtime" in logs or step <= self.last_step:
-                return
-            self.last_step = step
-            metrics = to_canonical(logs, TRL_NAMES)
-            for native, name in _EXTRA.items():
-                v = logs.get(native)
-                if isinstance(v, (int, float)):
-                    metrics[name] = float(v)
-            at_target = step >= task.target_step
-            evaluated = at_target or (task.eval_every > 0 and step % task.eval_every == 0)
-            if evaluated:
-                metrics.update(self.evaluate())
-            verdict = report(step, metrics)
-            if verdict is Verdict.STOP or at_target:
-                if not evaluated:  # stopped early: the end step is still evaluated
-                    metrics.update(self.evaluate())
-                self.final = metrics
-                control.should_save = True
-                control.should_training_stop = True
-
-    callback = SegmentCallback()
-    trainer = GRPOTrainer(
+    end = train_grpo(
         model=base_dir,
         reward_funcs=[cast(Any, accuracy_reward)],
         args=grpo_args(task, cfg, work),
         train_dataset=dataset,
-        processing_class=tokenizer,
-        callbacks=[callback],
+        tokenizer=tokenizer,
+        start_step=task.start_step,
+        resume_from=task.resume_from,
+        on_step=on_step,
     )
-    trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
-    callback.trainer = trainer
-    trainer.train(resume_from_checkpoint=task.resume_from)
-    end = callback.last_step
-    saved = os.path.join(work, f"checkpoint-{end}")
-    if not os.path.isdir(saved):
-        raise RuntimeError(f"the trainer wrote no checkpoint for step {end} under {work}")
-    for name in os.listdir(saved):
-        shutil.move(os.path.join(saved, name), os.path.join(task.checkpoint_dir, name))
-    shutil.rmtree(work, ignore_errors=True)
-    return end, callback.final
+    move_checkpoint(work, end, task.checkpoint_dir)
+    return end, final

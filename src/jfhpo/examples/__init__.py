@@ -1,0 +1,1 @@
+"""Example trainers and data shipped with jfhpo (``jfhpo init`` studies point at them)."""
