@@ -101,6 +101,8 @@ class StudySpec(_Strict):
     confirm: ConfirmSpec = ConfirmSpec()
     checkpoints: CheckpointSpec = CheckpointSpec()
     cache_dir: str | None = None
+    #: where segments run: {name: local} (this machine) or {name: ray, address: auto, ...}
+    executor: dict[str, Any] = Field(default_factory=lambda: {"name": "local"})
 
     # ---- derived objects -------------------------------------------------------------------
     def search_space(self) -> SearchSpace:

@@ -556,6 +556,13 @@ def run_study(study: Study, sink: ProgressSink | None = None, workers: int | Non
     optimizer = get_optimizer(spec.optimizer.name)(spec.optimizer.options)
     rules = build_rules(study)
     cache = spec.cache_dir or default_cache_dir()
+    ex_opts = dict(spec.executor)
+    if executor is None and ex_opts.pop("name", "local") == "ray":
+        # minimal hook; the executor registry (jfhpo.executors.get_executor) replaces it
+        from jfhpo.executors.ray import RayExecutor
+
+        executor = RayExecutor(spec.backend.name, spec.backend.options, n,
+                               spec.threads_per_worker, **ex_opts)
     ex = executor or LocalExecutor(spec.backend.name, spec.backend.options, n,
                                    spec.threads_per_worker)
     try:
