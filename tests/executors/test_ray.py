@@ -101,10 +101,12 @@ def test_synthetic_study_runs_to_the_end_on_ray(cluster: dict[str, str], tmp_pat
     best = json.loads(_cli(cluster, "best", str(tmp_path / "st"), "--json").stdout)
     assert best["model"] == "4m"
     db = sqlite3.connect(tmp_path / "st" / "study.sqlite")
-    segs = db.execute("SELECT id, status FROM segments").fetchall()
+    segs = db.execute("SELECT id, status, start_step FROM segments").fetchall()
     db.close()
     done = {int(SegmentStatus.COMPLETED), int(SegmentStatus.STOPPED)}
     assert segs and all(s[1] in done for s in segs)
+    # promotions resumed checkpoints that an earlier Ray task wrote
+    assert any(s[2] > 0 for s in segs)
     # every segment ran as a Ray task, in a Ray worker process (not in the driver)
     tl = _timeline(tmp_path / "tl.jsonl")
     assert sorted(t["segment"] for t in tl) == sorted(s[0] for s in segs)
@@ -315,17 +317,18 @@ def test_a_request_larger_than_the_cluster_is_refused(cluster: dict[str, str], t
 
 @pytest.mark.slow
 def test_tiny_study_runs_to_the_end_on_ray(cluster: dict[str, str], tmp_path: Path) -> None:
-    """Real TRL GRPO segments in Ray workers, with promotions resuming checkpoints."""
+    """Real TRL GRPO segments in Ray workers (base models from the shared cache, prepared by a
+    Ray task when missing), search on the 50k proxy, confirmation on the 200k target."""
     pytest.importorskip("trl")
     study = {
         "name": "tiny-ray", "seed": 0,
         "backend": {"name": "tiny", "options": {"task": "add2", "eval_problems": 50}},
         "models": [{"name": "50k", "params": 50720, "cost": 1.0, "build": {"size": "50k"}},
                    {"name": "200k", "params": 199744, "cost": 1.4, "build": {"size": "200k"}}],
-        "steps": {"min": 2, "max": 6, "eta": 3},
+        "steps": {"min": 2, "max": 4, "eta": 2},
         "space": {"learning_rate": {"type": "float", "low": 1e-5, "high": 3e-3, "log": True}},
         "optimizer": {"name": "hyperband", "options": {"model": "50k"}},
-        "budget": {"seconds": 4},
+        "budget": {"seconds": 10},
         "workers": 2,
         "confirm": {"top_k": 1, "fraction": 0.1},
         "executor": {"name": "ray", "address": cluster["JFHPO_TEST_RAY_ADDRESS"]},
@@ -335,13 +338,12 @@ def test_tiny_study_runs_to_the_end_on_ray(cluster: dict[str, str], tmp_path: Pa
     r = _cli(cluster, "run", str(f), "--out", str(out), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     db = sqlite3.connect(out / "study.sqlite")
-    segs = db.execute("SELECT status, start_step FROM segments").fetchall()
+    segs = db.execute("SELECT status FROM segments").fetchall()
     names = set()
     for (m,) in db.execute("SELECT metrics FROM observations"):
         names |= set(json.loads(m))
     db.close()
     assert all(s[0] in (int(SegmentStatus.COMPLETED), int(SegmentStatus.STOPPED)) for s in segs)
-    assert any(s[1] > 0 for s in segs), "no promotion resumed a checkpoint"
     assert {"reward", "eval_accuracy"} <= names
     best = json.loads(_cli(cluster, "best", str(out), "--json").stdout)
-    assert best["model"] == "200k" and best["steps"] == 6
+    assert best["model"] == "200k" and best["steps"] == 4
