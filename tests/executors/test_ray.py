@@ -347,3 +347,48 @@ def test_tiny_study_runs_to_the_end_on_ray(cluster: dict[str, str], tmp_path: Pa
     assert {"reward", "eval_accuracy"} <= names
     best = json.loads(_cli(cluster, "best", str(out), "--json").stdout)
     assert best["model"] == "200k" and best["steps"] == 4
+
+
+def test_a_ray_based_trainer_is_launched_without_holding_its_gpus(
+        cluster: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``ray_trainer: true``: the segment's task holds no GPU, so the trainer it launches can
+    place its own 2-GPU placement group on the same cluster (no nesting, no deadlock), while the
+    executor still admits only one 2-GPU segment at a time on a 2-GPU cluster."""
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    from jfhpo.executors.ray import RayExecutor
+
+    monkeypatch.setenv("RAY_TMPDIR", cluster["RAY_TMPDIR"])
+    ex = RayExecutor("synthetic", {"sleep": 0.05}, 2, 1,
+                     address=cluster["JFHPO_TEST_RAY_ADDRESS"], ray_trainer=True)
+    try:
+        rung = ModelRung("big", 4e6, build={"resources": {"gpus": 2}})
+
+        def task(seg: int) -> SegmentTask:
+            return SegmentTask(run_id=seg, segment_id=seg, config={}, model=rung, start_step=0,
+                               target_step=40, max_steps=40, seed=0,
+                               checkpoint_dir=str(tmp_path / f"ck{seg}"))
+
+        ex.submit(task(1))
+        assert ex.free_slots() == 1 and not ex.can_submit(task(2))  # its 2 GPUs are taken
+        ev = ex.next_event(timeout=30)
+        assert isinstance(ev, ObservationEvent)  # the launcher is running
+        # what the launched trainer would do: a placement group of the 2 GPUs, at top level
+        pg = placement_group([{"GPU": 2}])
+        assert pg.wait(20), "the launcher held the GPUs its trainer needs"
+        remove_placement_group(pg)
+        ex.verdict(1, Verdict.STOP)
+        while True:
+            ev = ex.next_event(timeout=30)
+            assert ev is not None
+            if not isinstance(ev, ObservationEvent):
+                break
+            ex.verdict(1, Verdict.STOP)
+        assert not isinstance(ev, FailedEvent), ev
+        assert ex.can_submit(task(2))
+        rec = ex.timeline[0]
+        assert rec["resources"]["GPU"] == 2.0 and not rec["held"].get("GPU")
+    finally:
+        ex.shutdown()
+    assert not ray.is_initialized()

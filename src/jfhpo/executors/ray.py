@@ -229,8 +229,9 @@ def jfhpo_segment(mailbox: Any, backend_name: str, options: Mapping[str, Any], t
                   task: SegmentTask, attempt: int, launcher: bool) -> dict[str, Any]:
     """Run one segment in a Ray worker; the body of the Ray task (named for ``ps``)."""
     t0 = time.time()
-    info: dict[str, Any] = {"start": t0, "pid": os.getpid(),
-                            "node": ray.get_runtime_context().get_node_id()}
+    ctx = ray.get_runtime_context()
+    info: dict[str, Any] = {"start": t0, "pid": os.getpid(), "node": ctx.get_node_id(),
+                            "held": dict(ctx.get_assigned_resources())}
     try:
         if attempt > 0 and os.path.isdir(task.checkpoint_dir):
             # what a lost attempt left half-written in the staging folder goes first
@@ -537,7 +538,8 @@ class RayExecutor(Executor):
         rec = {
             "segment": seg.task.segment_id, "run": seg.task.run_id, "model": seg.task.model.name,
             "attempt": seg.attempt, "start_step": seg.task.start_step,
-            "resources": dict(seg.request.admit), "node": info.get("node"),
+            "resources": dict(seg.request.admit), "held": info.get("held"),
+            "node": info.get("node"),
             "pid": info.get("pid"), "start": info.get("start"), "end": info.get("end"),
             "result": ("lost" if "lost" in info else "failed" if "error" in info else "done"),
         }

@@ -12,7 +12,7 @@ The Ray cluster is a head node started by this script on 127.0.0.1 (in its own p
 stopped at the end) unless ``--address`` names one.
 
 Usage (from the repository root):
-    nice .venv/bin/python bench/ray/overhead.py --repeats 3 --out bench/ray/results
+    nice .venv/bin/python bench/ray_executor/overhead.py --repeats 3 --out bench/ray_executor/results
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--budget", type=float, default=200.0)
     ap.add_argument("--address", default=None, help="an existing Ray cluster (default: start one)")
-    ap.add_argument("--out", default="bench/ray/results")
+    ap.add_argument("--out", default="bench/ray_executor/results")
     args = ap.parse_args()
     import ray
 
@@ -143,7 +143,7 @@ def main() -> None:
 
 def write(out: Path, args: argparse.Namespace, results: dict[str, list[dict[str, Any]]],
           ray_version: str) -> None:
-    cmd = ("nice .venv/bin/python bench/ray/overhead.py --repeats "
+    cmd = ("nice .venv/bin/python bench/ray_executor/overhead.py --repeats "
            f"{args.repeats} --workers {args.workers} --budget {args.budget:g} --out {args.out}")
     load = os.getloadavg()
     meta = {"command": cmd, "ray": ray_version, "python": platform.python_version(),
