@@ -441,9 +441,10 @@ class RayExecutor(Executor):
             self.mailbox.verdict.remote(segment_id, seg.last_step, verdict.value)
 
     def prepare(self, rungs: Sequence[ModelRung], cache_dir: str) -> None:
+        for r in rungs:  # refuse an impossible request before anything runs
+            self._check_feasible(r, self._request(r))
         for r in rungs:
             req = self._request(r)
-            self._check_feasible(r, req)
             # preparation needs no accelerator of a launcher's trainer
             req = Request({"CPU": req.task.get("CPU", 0.0)}, req.task) if self.launcher else req
             p = _Prepare(r, req)
@@ -558,6 +559,7 @@ class RayExecutor(Executor):
         nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
         if len(nodes) < 2:
             return
+        Path(root).mkdir(parents=True, exist_ok=True)
         probe = Path(root) / f".shared-probe-{uuid.uuid4().hex}"
         probe.write_text("jfhpo")
         try:
