@@ -87,9 +87,10 @@ def _stop_group(proc: subprocess.Popen[Any]) -> None:
         pass
 
 
-def _cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _cli(env: dict[str, str], *args: str, timeout: float = 120,
+         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "jfhpo", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, cwd=cwd)
 
 
 def _timeline(path: Path) -> list[dict[str, Any]]:
@@ -107,8 +108,9 @@ def _with_resources(model: dict[str, Any], resources: dict[str, float]) -> dict[
 def test_synthetic_study_runs_to_the_end_on_ray(cluster: dict[str, str], tmp_path: Path) -> None:
     data = synthetic_study(budget={"seconds": 200})
     data["executor"] = {"name": "ray", "address": "auto", "timeline": str(tmp_path / "tl.jsonl")}
-    f = write_study(tmp_path / "s.yaml", data)
-    r = _cli(cluster, "run", str(f), "--out", str(tmp_path / "st"), "--quiet")
+    write_study(tmp_path / "s.yaml", data)
+    # a relative study folder, as users write it: the Ray workers run in another folder
+    r = _cli(cluster, "run", "s.yaml", "--out", "st", "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     best = json.loads(_cli(cluster, "best", str(tmp_path / "st"), "--json").stdout)
     assert best["model"] == "4m"
@@ -117,10 +119,21 @@ def test_synthetic_study_runs_to_the_end_on_ray(cluster: dict[str, str], tmp_pat
     db.close()
     done = {int(SegmentStatus.COMPLETED), int(SegmentStatus.STOPPED)}
     assert segs and all(s[1] in done for s in segs)
+    # the checkpoints the workers wrote landed in the study folder (their sizes were recorded
+    # when they were committed; most are released by the end of the study)
+    sizes = checkpoint_bytes(tmp_path / "st")
+    assert sizes and all(n > 0 for n in sizes)
     # every segment ran as a Ray task, in a Ray worker process (not in the driver)
     tl = _timeline(tmp_path / "tl.jsonl")
     assert sorted(t["segment"] for t in tl) == sorted(s[0] for s in segs)
     assert all(t["result"] == "done" and t["node"] for t in tl)
+
+
+def checkpoint_bytes(folder: Path) -> list[int]:
+    db = sqlite3.connect(folder / "study.sqlite")
+    rows = [int(r[0]) for r in db.execute("SELECT bytes FROM checkpoints")]
+    db.close()
+    return rows
 
 
 def _ray_segment_pids() -> list[int]:

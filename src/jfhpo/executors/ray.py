@@ -37,6 +37,7 @@ Design (what runs where, and why):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -414,6 +415,12 @@ class RayExecutor(Executor):
     def submit(self, task: SegmentTask) -> None:
         if self.free_slots() <= 0:
             raise RuntimeError("no free slot")
+        # a Ray worker's working folder is not the driver's: relative paths (`--out S`) would
+        # land elsewhere on every node
+        task = dataclasses.replace(
+            task, checkpoint_dir=os.path.abspath(task.checkpoint_dir),
+            resume_from=os.path.abspath(task.resume_from) if task.resume_from else None,
+            cache_dir=os.path.abspath(task.cache_dir) if task.cache_dir else "")
         req = self._request(task)
         self._check_feasible(task.model, req)
         self._check_shared(task.checkpoint_dir)
@@ -441,6 +448,7 @@ class RayExecutor(Executor):
             self.mailbox.verdict.remote(segment_id, seg.last_step, verdict.value)
 
     def prepare(self, rungs: Sequence[ModelRung], cache_dir: str) -> None:
+        cache_dir = os.path.abspath(cache_dir) if cache_dir else ""
         for r in rungs:  # refuse an impossible request before anything runs
             self._check_feasible(r, self._request(r))
         for r in rungs:
