@@ -557,7 +557,12 @@ def run_study(study: Study, sink: ProgressSink | None = None, workers: int | Non
     rules = build_rules(study)
     cache = spec.cache_dir or default_cache_dir()
     ex_opts = dict(spec.executor)
-    if executor is None and ex_opts.pop("name", "local") == "ray":
+    ex_name = ex_opts.pop("name", "local")
+    if ex_name not in ("local", "ray"):
+        from jfhpo.spec import StudyFileError
+
+        raise StudyFileError(f"executor.name: unknown executor {ex_name!r}; valid: ['local', 'ray']")
+    if executor is None and ex_name == "ray":
         # minimal hook; the executor registry (jfhpo.executors.get_executor) replaces it
         from jfhpo.executors.ray import RayExecutor
 

@@ -332,6 +332,15 @@ def test_bad_executor_options_are_refused_naming_the_key(cluster: dict[str, str]
              str(tmp_path / "b"))
     assert r.returncode == 2, r.stderr
     assert "executor: unknown key(s) ['adress']" in r.stderr
+    from jfhpo.spec import parse_spec
+    from jfhpo.study import Study
+    from jfhpo.tuner import run_study
+
+    data["executor"] = {"name": "dask"}
+    study = Study.create(tmp_path / "d", parse_spec(data), "eval_accuracy")
+    with pytest.raises(StudyFileError, match=r"executor\.name: unknown executor 'dask'"):
+        run_study(study)
+    study.close()
     for bad, key in (({"max_retries": -1}, "executor.max_retries"),
                      ({"address": ""}, "executor.address"),
                      ({"ray_trainer": "yes"}, "executor.ray_trainer")):
