@@ -592,5 +592,10 @@ class RayExecutor(Executor):
                     pass
         self.segments.clear()
         self.waiting.clear()
+        if ray.is_initialized():
+            try:
+                ray.kill(self.mailbox)
+            except Exception:
+                pass
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
