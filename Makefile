@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	# torch is pinned to the CPU wheel first so no other requirement pulls a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[all,bench,dev]'
+	# the Ray executor's extra (tests start a real local Ray cluster)
+	$(BIN)/pip install -q -e '.[ray]'
 	# DEHB 0.1.2 pins numpy<2 but runs on numpy 2: installed without its pins
 	$(BIN)/pip install -q --no-deps 'dehb==0.1.2'
 	# VeRL without its GPU stack: its packaged Hydra config is what the verl preset is tested against
