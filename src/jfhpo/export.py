@@ -137,6 +137,11 @@ def trl_config(study: Study, res: StudyResults) -> tuple[dict[str, Any], list[st
         out.setdefault("gradient_accumulation_steps", 1)
         notes.append(f"prompts_per_step={eff['prompts_per_step']} x num_generations={gens} "
                      "completions per step on one process: per_device_train_batch_size")
+    if "per_device_train_batch_size" not in out and "num_generations" in out:
+        # TRL needs the completions per step to be a multiple of the group size
+        out["per_device_train_batch_size"] = int(out["num_generations"])
+        notes.append("per_device_train_batch_size = num_generations (one prompt's group per "
+                     "device and step); raise it, keeping it a multiple, for your hardware")
     out["max_steps"] = res.max_steps
     out.setdefault("output_dir", f"{res.name}-winner")
     build = study.ladder.target.build
