@@ -97,6 +97,35 @@ def test_optuna_journal_has_one_trial_per_run(report_study: Path, tmp_path: Path
             assert trial.value == run["score"]
     best = _best(report_study)
     assert study.user_attrs["winner_run_id"] == best["run_id"]
+    _open_in_optuna_dashboard(out, len(runs))
+
+
+def _open_in_optuna_dashboard(journal: Path, n_trials: int) -> None:
+    """optuna-dashboard's own web application serves the journal: its study API lists the
+    study with every trial and the curves (requests go to the WSGI app, no server needed)."""
+    dashboard = pytest.importorskip("optuna_dashboard")
+    from wsgiref.util import setup_testing_defaults
+
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    app = dashboard.wsgi(JournalStorage(JournalFileBackend(str(journal))))
+
+    def get(path: str) -> dict:
+        env: dict = {}
+        setup_testing_defaults(env)
+        env["PATH_INFO"] = path
+        status: list[str] = []
+        body = b"".join(app(env, lambda s, h, exc_info=None: status.append(s)))
+        assert status == ["200 OK"], body[:500]
+        return json.loads(body)
+
+    (summary,) = get("/api/studies")["study_summaries"]
+    assert summary["study_name"] == "report-test"
+    detail = get(f"/api/studies/{summary['study_id']}")
+    assert len(detail["trials"]) == n_trials
+    assert detail["has_intermediate_values"]
+    assert {t["state"] for t in detail["trials"]} <= {"Complete", "Pruned", "Fail"}
 
 
 def test_verl_command(report_study: Path) -> None:
