@@ -84,13 +84,18 @@ def test_winner_and_effective_configuration(report_study: Path) -> None:
     expected = {**SyntheticBackend.recipe(), "epsilon": 0.25, **best["config"]}
     assert dict(w.effective_config) == expected
     assert w.effective_config["epsilon"] == 0.25  # the study's fixed key, not the recipe's 0.2
+    recipe = SyntheticBackend.recipe()
+    recipe_won = dict(w.config) == {k: recipe[k] for k in w.config}
     labels = [v.label for v in res.versus]
-    assert labels == ["winner", "recipe"]
+    assert labels == (["winner (the recipe itself)"] if recipe_won else ["winner", "recipe"])
     assert res.versus[0].score == w.score
     assert all(v.spread is not None and v.spread >= 0 for v in res.versus)
     recipe_run = next(r for r in res.runs if r.phase is Phase.CONFIRM
-                      and dict(r.config) == {k: SyntheticBackend.recipe()[k] for k in r.config})
-    assert res.versus[1].score == recipe_run.score
+                      and dict(r.config) == {k: recipe[k] for k in r.config})
+    assert res.versus[-1].score == recipe_run.score
+    assert [c.run_id for c in res.confirmation] == [
+        r.run_id for r in sorted((r for r in res.runs if r.phase is Phase.CONFIRM),
+                                 key=lambda r: -(r.score or 0.0))]
 
 
 def test_transfer_points_reproduce_the_stored_figures(report_study: Path) -> None:

@@ -412,13 +412,14 @@ def _versus(study: Study, runs: tuple[RunResult, ...], winner: Winner | None
                  and r.phase is Phase.CONFIRM]
     out = []
     wkey = study.space.key(winner.config)
-    best = _score_summary(study, "winner",
+    recipe = study.recipe()
+    rkey = None if recipe is None else study.space.key(recipe)
+    label = "winner (the recipe itself)" if wkey == rkey else "winner"
+    best = _score_summary(study, label,
                           [r for r in on_target if study.space.key(r.config) == wkey])
     if best is not None:
         out.append(best)
-    recipe = study.recipe()
-    if recipe is not None:
-        rkey = study.space.key(recipe)
+    if rkey is not None and rkey != wkey:
         rec = _score_summary(study, "recipe",
                              [r for r in on_target if study.space.key(r.config) == rkey])
         if rec is not None:

@@ -133,6 +133,8 @@ def _summary(res: StudyResults) -> str:
             f"<td class=num>{v.n_runs}</td><td>{_e(_config_text(v.config))}</td></tr>"
             for v in res.versus)
         delta = ""
+        if len(res.versus) == 1 and res.versus[0].label != "winner":
+            delta = "<p>The recipe itself won the confirmation on the target.</p>"
         if len(res.versus) == 2:
             d = res.versus[0].score - res.versus[1].score
             delta = f"<p>Winner minus recipe: <b>{d:+.4g}</b> {_e(res.objective)}.</p>"
@@ -140,6 +142,17 @@ def _summary(res: StudyResults) -> str:
             f"<p>Winner against the recipe on the target ({_e(res.target)}, {res.max_steps} "
             "steps):</p><table><tr><th></th><th>score</th><th>spread</th><th>spread is</th>"
             f"<th>runs</th><th>configuration</th></tr>{rows}</table>{delta}")
+    if res.confirmation:
+        rows = "".join(
+            f"<tr><td class=num>#{c.target_rank}</td><td class=num>"
+            f"{'recipe' if c.recipe else '#' + str(c.search_rank)}</td><td class=num>"
+            f"{c.target_score:.4g}</td><td class=num>{c.run_id}</td>"
+            f"<td>{_e(_config_text(c.config))}</td></tr>" for c in res.confirmation)
+        parts.append(
+            "<p>Every configuration confirmed on the target (search rank: the optimizer's "
+            "ranking before the confirmation):</p><table><tr><th>target rank</th>"
+            f"<th>search rank</th><th>score</th><th>run</th><th>configuration</th></tr>{rows}"
+            "</table>")
     elif w is not None:
         parts.append('<p class="note">No confirmation on the target yet: the winner has not been '
                      "compared with the recipe.</p>")
