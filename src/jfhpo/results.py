@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -228,22 +228,26 @@ def _stored_effective(study: Study) -> dict[int, dict[str, Any]]:
     return out
 
 
-def effective_config(study: Study, config: Mapping[str, Any]) -> dict[str, Any]:
-    """What the trainer runs for ``config``: the backend's recipe, then the study's ``fixed``
-    keys, then the searched ones. Asks the backend (``effective_config`` when it has one, else
-    its recipe); falls back to the recipe stored in the study when the backend cannot load."""
-    merged = {**study.spec.fixed, **dict(config)}
+def _composer(study: Study) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """A function config -> effective configuration, asking the study's backend once."""
     try:
         from jfhpo.backends.base import get_backend
 
         backend = get_backend(study.spec.backend.name)(study.spec.backend.options)
         compose = getattr(backend, "effective_config", None)
         if callable(compose):
-            return dict(compose(merged))
+            return lambda merged: dict(compose(merged))
         recipe = dict(backend.recipe())
     except Exception:  # a user's backend that is not importable here: use what was stored
         recipe = study.recipe() or {}
-    return {**recipe, **merged}
+    return lambda merged: {**recipe, **merged}
+
+
+def effective_config(study: Study, config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the trainer runs for ``config``: the backend's recipe, then the study's ``fixed``
+    keys, then the searched ones. Asks the backend (``effective_config`` when it has one, else
+    its recipe); falls back to the recipe stored in the study when the backend cannot load."""
+    return _composer(study)({**study.spec.fixed, **dict(config)})
 
 
 def _last_line(text: str | None) -> str | None:
@@ -282,6 +286,7 @@ def _segments(study: Study) -> tuple[SegmentResult, ...]:
 
 def _runs(study: Study, segments: tuple[SegmentResult, ...]) -> tuple[RunResult, ...]:
     stored = _stored_effective(study)
+    compose = _composer(study)
     out = []
     for rid in sorted(study.runs):
         r = study.run_record(rid)
@@ -301,7 +306,7 @@ def _runs(study: Study, segments: tuple[SegmentResult, ...]) -> tuple[RunResult,
         else:
             outcome = Outcome.FINISHED
         failed_seg = next((s for s in reversed(mine) if s.error), None)
-        eff = stored.get(rid) or effective_config(study, r.config)
+        eff = stored.get(rid) or compose({**study.spec.fixed, **dict(r.config)})
         out.append(RunResult(
             run_id=rid, model=r.model, phase=r.phase, config=MappingProxyType(dict(r.config)),
             effective_config=MappingProxyType(eff), steps_done=r.steps_done,
