@@ -40,22 +40,25 @@ def study_file(tmp_path: Path) -> Path:
 
 
 def report_study_data() -> dict[str, Any]:
-    """A synthetic study that exercises every part of a report in about ten seconds: three
+    """A synthetic study that exercises every part of a report in ten to thirty seconds: three
     models (so proxy-vs-target figures exist), a ``fixed`` key (so the effective configuration
-    differs from the searched one), stopping rules and a confirmation stage."""
+    differs from the searched one), a run that a stopping rule ends (the best learning rate is
+    set low, so high ones diverge) and a confirmation stage. One worker: the same study every
+    time, so the stopped run is always there."""
     return synthetic_study(
         name="report-test", seed=3,
-        backend={"name": "synthetic", "options": {"bias": 0.3, "step_seconds": 0.1}},
+        backend={"name": "synthetic", "options": {"bias": 0.3, "step_seconds": 0.1,
+                                                  "lr_opt_at_1m": -4.5}},
         models=[{"name": "50k", "params": 5.0e4, "cost": 1.0},
                 {"name": "1m", "params": 1.0e6, "cost": 3.5},
                 {"name": "4m", "params": 4.0e6, "cost": 10.0}],
-        space={"learning_rate": {"type": "float", "low": 1.0e-5, "high": 1.0e-2, "log": True},
+        space={"learning_rate": {"type": "float", "low": 1.0e-5, "high": 3.0e-2, "log": True},
                "beta": {"type": "float", "low": 1.0e-4, "high": 1.0e-1, "log": True},
                "num_generations": {"type": "categorical", "choices": [4, 8, 16]}},
         fixed={"epsilon": 0.25},
         optimizer={"name": "jfhpo", "options": {"n_candidates": 64, "fit_maxiter": 20,
                                                  "min_transfer_configs": 3, "n_init": 4}},
-        budget={"seconds": 700}, workers=2, confirm={"top_k": 2})
+        budget={"seconds": 700}, workers=1, confirm={"top_k": 2})
 
 
 @pytest.fixture(scope="session")
