@@ -79,20 +79,29 @@ def _target_gpus(study: Study) -> int:
     return 1
 
 
-def verl_argv(study: Study, res: StudyResults, extra: Sequence[str] = ()) -> list[str]:
-    """The VeRL command (argv) that trains the winner on the full step budget."""
+def verl_argv(study: Study, res: StudyResults,
+              extra: Sequence[str] = ()) -> tuple[list[str], dict[str, Any]]:
+    """The VeRL command (argv) that trains the winner on the full step budget, and the keys of
+    the effective configuration that have no VeRL key (left out, so the command runs)."""
     w = _winner(res)
     try:
-        from jfhpo.backends.verl import verl_command  # type: ignore[import-not-found,unused-ignore]
+        from jfhpo.backends import verl  # type: ignore[attr-defined,unused-ignore]
     except ImportError as exc:
         raise ExportUnavailable(
             "the VeRL preset (jfhpo.backends.verl) is not installed in this jfhpo; "
             "export --format yaml gives the configuration to map by hand") from exc
+    config = _plain(w.effective_config)
+    known = getattr(verl, "VERL_KEYS", None)
+    dropped: dict[str, Any] = {}
+    if known is not None:
+        for key in list(config):
+            if key not in known and "." not in key:
+                dropped[key] = config.pop(key)
     nnodes = int(study.ladder.target.build.get("nnodes", 1) or 1)
-    argv: list[str] = verl_command(_plain(w.effective_config), total_steps=res.max_steps,
-                                   n_gpus_per_node=_target_gpus(study), nnodes=nnodes,
-                                   extra=tuple(extra))
-    return list(argv)
+    argv: list[str] = verl.verl_command(config, total_steps=res.max_steps,
+                                        n_gpus_per_node=_target_gpus(study), nnodes=nnodes,
+                                        extra=tuple(extra))
+    return list(argv), dropped
 
 
 def _shell(argv: Sequence[str]) -> str:
@@ -197,7 +206,15 @@ def export_text(study: Study, fmt: str, *, extra: Sequence[str] = ()) -> str:
     if fmt == "yaml":
         return yaml.safe_dump(effective_document(res), sort_keys=False)
     if fmt == "verl":
-        return _shell(verl_argv(study, res, extra)) + "\n"
+        argv, dropped = verl_argv(study, res, extra)
+        w = _winner(res)
+        head = [f"# jfhpo winner of study {res.name}: {res.objective}={w.score:.4g} on {w.model} "
+                f"at {w.steps} steps (run {w.run_id}); a full run of {res.max_steps} steps"]
+        head += [f"# left out (no VeRL key): {k}={v!r}" for k, v in dropped.items()]
+        if not any(a.startswith("actor_rollout_ref.model.path=") for a in extra):
+            head.append("# add your model and data: --extra actor_rollout_ref.model.path=... "
+                        "--extra data.train_files=... --extra data.val_files=...")
+        return "\n".join(head) + "\n" + _shell(argv) + "\n"
     if fmt == "trl":
         return trl_text(study, res)
     raise ExportError(f"--format: unknown format '{fmt}'; valid formats: {list(FORMATS)}")
