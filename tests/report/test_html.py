@@ -77,7 +77,7 @@ def test_report_while_the_study_runs(tmp_path: Path) -> None:
     """Reports regenerated during a run read a consistent snapshot and do not disturb it."""
     data = report_study_data()
     data["backend"]["options"]["sleep"] = 0.004  # real seconds per step: a run of a few seconds
-    data["budget"] = {"seconds": 300}
+    data["budget"] = {"seconds": 150}
     path = write_study(tmp_path / "s.yaml", data)
     proc = subprocess.Popen([sys.executable, "-m", "jfhpo", "run", str(path), "--out",
                              str(tmp_path / "S"), "--quiet"],
