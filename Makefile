@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,8 +25,20 @@ install: $(STAMP)
 demo: $(STAMP)
 	rm -rf demo-study
 	$(BIN)/jfhpo run examples/demo.yaml --out demo-study
+	$(BIN)/jfhpo report demo-study --out demo-study/report.html
 
-test: $(STAMP)
+# The browser test opens the HTML report in headless Chromium (Debian package `chromium`). It is
+# installed here when missing and apt-get can run (as root or with password-less sudo); elsewhere
+# the test is skipped and prints why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	  elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO=sudo; \
+	  else echo "chromium: not installed and apt-get cannot run here; the browser test will be skipped"; exit 0; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	    || echo "chromium: apt-get install failed; the browser test will be skipped"; }
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q

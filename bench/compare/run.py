@@ -300,6 +300,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     import yaml
+
     from report import write_report
 
     args = parse_args(argv)

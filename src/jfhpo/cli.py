@@ -1,4 +1,4 @@
-"""The ``jfhpo`` command line: init | prepare | run | resume | status | best.
+"""The ``jfhpo`` command line: init | prepare | run | resume | status | best | report | export.
 
 ``main(argv) -> int`` returns the exit code: 0 success, 1 a failure of the study itself (a
 backend that cannot start, a full disk), 2 a user error (bad study file, impossible range,
@@ -177,6 +177,47 @@ def cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from jfhpo.report.html import write_report
+    from jfhpo.storage import StorageError
+
+    try:
+        path = write_report(args.folder, args.out)
+    except StorageError as exc:
+        raise UserError(str(exc)) from None
+    print(f"report written to {path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from jfhpo.export import ExportError, ExportUnavailable, export_text, optuna_journal
+    from jfhpo.results import study_results
+
+    study = _open(args.folder)
+    try:
+        if args.format == "optuna":
+            out = Path(args.out) if args.out else Path(args.folder) / "optuna-journal.log"
+            path = optuna_journal(study, study_results(study), out)
+            print(f"wrote {path}: {len(study.runs)} trial(s); open it with "
+                  f"`optuna-dashboard {path}` or optuna.load_study(study_name="
+                  f"{study.spec.name!r}, storage=JournalStorage(JournalFileBackend({str(path)!r})))")
+            return 0
+        text = export_text(study, args.format, extra=args.extra or ())
+    except ExportError as exc:
+        raise UserError(str(exc)) from None
+    except ExportUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        study.close()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jfhpo", description=(
         "Joint-fidelity hyperparameter optimization for LLM reinforcement learning."))
@@ -217,6 +258,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("folder")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_best)
+
+    s = sub.add_parser("report", help="write a self-contained HTML report (works offline; "
+                       "safe while the study runs)")
+    s.add_argument("folder")
+    s.add_argument("--out", help="HTML file to write (default FOLDER/report.html)")
+    s.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser("export", help="the winner as a trainer takes it, or the trials for Optuna")
+    s.add_argument("folder")
+    s.add_argument("--format", required=True, choices=["verl", "trl", "yaml", "json", "optuna"])
+    s.add_argument("--out", help="file to write (default: stdout; optuna: "
+                   "FOLDER/optuna-journal.log)")
+    s.add_argument("--extra", action="append", metavar="KEY=VALUE",
+                   help="verl: an extra Hydra override appended to the command (repeatable)")
+    s.set_defaults(fn=cmd_export)
     return p
 
 

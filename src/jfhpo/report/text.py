@@ -1,63 +1,49 @@
-"""Status of a study as a dict (for ``--json``) and as readable text tables."""
+"""Status of a study as a dict (for ``--json``) and as readable text tables.
+
+Both read the typed results layer (``jfhpo.results``), as the HTML report and the exports do.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from jfhpo.records import Phase, SegmentStatus
+from jfhpo.results import StudyResults, study_results
 from jfhpo.study import Study
 
 
-def status_dict(study: Study) -> dict[str, Any]:
+def status_dict(study: Study, results: StudyResults | None = None) -> dict[str, Any]:
     """Everything ``jfhpo status`` shows, as plain JSON-able data."""
-    runs: list[dict[str, Any]] = []
-    for rid in sorted(study.runs):
-        r = study.run_record(rid)
-        segs = [s for s in study.segments.values() if s.run_id == rid]
-        last = max(segs, key=lambda s: s.segment_id) if segs else None
-        state = "queued"
-        if last is not None:
-            state = last.status.name.lower()
-        runs.append({
-            "run_id": rid, "model": r.model, "phase": r.phase.value, "config": dict(r.config),
-            "steps": r.steps_done, "score": None if r.score is None else study.sign * r.score,
-            "cost": round(r.cost, 3), "state": state,
-            "stop_reason": None if r.stopped is None else
-            {"rule": r.stopped.rule, "message": r.stopped.message},
-            "error": last.error.strip().splitlines()[-1] if last and last.error else None,
-        })
-    segs = list(study.segments.values())
-    count = {s.name.lower(): sum(1 for x in segs if x.status is s) for s in SegmentStatus}
-    proxy_vs_target = []
-    confirmed = [r for r in runs if r["phase"] == Phase.CONFIRM.value and r["score"] is not None]
-    if confirmed:
-        order = sorted(confirmed, key=lambda r: r["score"], reverse=study.sign > 0)
-        recipe = study.recipe()
-        rkey = None if recipe is None else study.space.key(recipe)
-
-        def is_recipe(row: dict[str, Any]) -> bool:
-            return rkey is not None and study.space.key(row["config"]) == rkey
-
-        # confirmation runs are planned (and numbered) in the optimizer's ranking from the search
-        planned = [r["run_id"] for r in sorted(confirmed, key=lambda r: r["run_id"])
-                   if not is_recipe(r)]
-        for rank, row in enumerate(order, 1):
-            proxy_vs_target.append({
-                "config": row["config"], "target_score": row["score"], "target_rank": rank,
-                "search_rank": planned.index(row["run_id"]) + 1 if row["run_id"] in planned
-                else None,
-                "run_id": row["run_id"], "recipe": is_recipe(row)})
+    res = results or study_results(study)
+    runs: list[dict[str, Any]] = [{
+        "run_id": r.run_id, "model": r.model, "phase": r.phase.value, "config": dict(r.config),
+        "steps": r.steps_done, "score": r.score, "cost": round(r.cost, 3), "state": r.state,
+        "stop_reason": None if r.stop_rule is None else
+        {"rule": r.stop_rule, "message": r.stop_message},
+        "error": r.error,
+        "effective_config": dict(r.effective_config),
+    } for r in res.runs]
+    confirmation = [{
+        "config": dict(c.config), "target_score": c.target_score, "target_rank": c.target_rank,
+        "search_rank": c.search_rank, "run_id": c.run_id, "recipe": c.recipe,
+    } for c in res.confirmation]
+    best = study.best()
+    if best is not None and res.winner is not None:
+        best["effective_config"] = dict(res.winner.effective_config)
+    b = res.budget
     return {
-        "name": study.spec.name, "folder": str(study.folder), "phase": study.phase.value,
-        "objective": study.objective, "mode": study.spec.objective.mode,
-        "budget": {"total": study.spec.budget.seconds, "measure": study.spec.budget.measure,
-                   "spent_compute": round(study.budget_spent(), 3),
-                   "wall_used": round(study.wall_used(), 3),
-                   "confirm_fraction": study.spec.confirm.fraction},
-        "segments": count, "runs": runs, "best": study.best(),
-        "transfer": [t.__dict__ for t in study.transfer],
-        "warnings": list(study.warnings),
-        "confirmation": proxy_vs_target,
+        "name": res.name, "folder": res.folder, "phase": res.phase.value,
+        "objective": res.objective, "mode": res.mode,
+        "budget": {"total": b.total, "measure": b.measure,
+                   "spent_compute": round(b.spent_compute, 3),
+                   "wall_used": round(b.wall_used, 3),
+                   "confirm_fraction": b.confirm_fraction,
+                   "by_phase": {k: round(v, 3) for k, v in b.by_phase.items()}},
+        "segments": dict(res.segment_counts), "runs": runs, "best": best,
+        "transfer": [{k: v for k, v in dataclasses.asdict(t).items() if k != "points"}
+                     for t in res.transfer if t.spearman is not None],
+        "warnings": list(res.warnings),
+        "confirmation": confirmation,
     }
 
 
@@ -80,6 +66,7 @@ def status_text(study: Study, limit: int = 40) -> str:
             f"(compute spent {b['spent_compute']:.1f}s; "
         )
         + f"{100 * b['confirm_fraction']:.0f}% reserved for confirmation)",
+        "spent by phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in b["by_phase"].items()),
         "segments: " + ", ".join(f"{k} {v}" for k, v in d["segments"].items() if v),
     ]
     best = d["best"]
@@ -87,6 +74,9 @@ def status_text(study: Study, limit: int = 40) -> str:
         lines.append(f"best: {d['objective']}={best['score']:.4f} on {best['model']} at "
                      f"{best['steps']} steps (run {best['run_id']}) — {best['how']}")
         lines.append(f"      {_fmt_config(best['config'])}")
+        if best.get("effective_config"):
+            lines.append(f"      effective (recipe + fixed + searched): "
+                         f"{_fmt_config(best['effective_config'])}")
     for t in d["transfer"]:
         lines.append(f"transfer {t['small']} -> {t['large']}: Spearman {t['spearman']:.2f}, "
                      f"Kendall {t['kendall']:.2f} over {t['n_configs']} configurations "
