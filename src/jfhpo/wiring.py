@@ -257,7 +257,13 @@ def record_done(study: Study, registry: CheckpointRegistry, seg_id: int,
             score = st.sign * v
             break
     status = SegmentStatus.STOPPED if seg.reason is not None else SegmentStatus.COMPLETED
-    cost = float(outcome.cost) if math.isfinite(outcome.cost) else float(wall)
+    cost = float(outcome.cost)
+    if not (math.isfinite(cost) and cost > 0):
+        # a cost that cannot pay for anything would let the study loop for free: charge the
+        # segment's wall time instead, and say so once
+        st.warn(f"the backend reported a cost of {cost!r} for a segment; segments are charged "
+                "their wall-clock time instead (costs must be positive and finite)")
+        cost = max(float(wall), 1e-6)
     st.update_segment(seg_id, status=int(status), end_step=end, score=score, cost=cost,
                       wall=float(wall), finished=time.time())
     if saved is not None and saved > seg.start_step:
