@@ -222,3 +222,16 @@ def test_sigkill_ten_times_with_two_workers_confirmation_included(tmp_path: Path
             and (r.phase is Phase.CONFIRM or not r.stopped)]
     assert best["score"] == max(st.sign * (r.score or 0.0) for r in full)
     st.close()
+
+
+def test_a_backend_reporting_zero_cost_cannot_loop_for_free(tmp_path: Path) -> None:
+    data = synthetic_study(backend={"name": "synthetic", "options": {"step_seconds": 0.0}},
+                           budget={"seconds": 2})
+    f = write_study(tmp_path / "s.yaml", data)
+    out = tmp_path / "st"
+    r = cli("run", str(f), "--out", str(out), "--quiet", timeout=120)
+    assert r.returncode == 0, r.stderr
+    st = Study.open(out)
+    assert any("charged their wall-clock time" in w for w in st.warnings)
+    assert all((s.cost or 0) > 0 for s in st.segments.values() if s.status is S.COMPLETED)
+    st.close()

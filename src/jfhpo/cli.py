@@ -174,6 +174,12 @@ def cmd_best(args: argparse.Namespace) -> int:
         print(f"how: {best['how']}")
         for k, v in best["config"].items():
             print(f"  {k}: {v}")
+        extra = {k: v for k, v in best.get("effective_config", {}).items()
+                 if k not in best["config"]}
+        if extra:
+            print("as the trainer takes it, with the backend's defaults and the fixed keys:")
+            for k, v in sorted(extra.items()):
+                print(f"  {k}: {v}")
     return 0
 
 

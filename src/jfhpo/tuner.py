@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jfhpo import wiring
-from jfhpo.backends.base import Backend, SegmentOutcome, SegmentTask
+from jfhpo.backends.base import Backend, SegmentOutcome
 from jfhpo.checkpoints import CheckpointRegistry
 from jfhpo.executors import base as events
 from jfhpo.optimizers.base import Optimizer
@@ -112,7 +112,8 @@ class Tuner:
                 if not self.in_flight:
                     self._warn(f"confirmation run {rid} not started: the budget cannot pay for it")
                 return True
-            if not self.executor.can_submit(self._task(rid, -1, start, target)):
+            probe = wiring.make_task(self.study, self.registry, rid, -1, start, target, "")
+            if not self.executor.can_submit(probe):
                 return True
             self.queue.popleft()
             self._launch(rid, sid, start, target)
@@ -133,7 +134,8 @@ class Tuner:
             if s.model not in st.ladder:
                 raise ValueError(f"optimizer suggested unknown model {s.model!r}")
             sid = st.add_suggestion("start", steps, s.phase, config=config, model=s.model)
-            self.queue.append((self._new_run(sid, config, s.model, s.phase), sid, 0, steps))
+            rid = wiring.new_run(st, self.backend, sid, config, s.model, s.phase)
+            self.queue.append((rid, sid, 0, steps))
         elif isinstance(s, Extend):
             run = self.view().run(s.run_id)
             if run.busy or run.stopped is not None or steps <= run.steps_done:
@@ -143,10 +145,6 @@ class Tuner:
             self._queue_pending(only=sid)
         self._view = None
 
-    def _new_run(self, sid: int, config: Any, model: str, phase: Phase) -> int:
-        eff = self.backend.effective_config({**self.study.spec.fixed, **config})
-        return self.study.add_run(sid, config, model, phase, eff)
-
     def _queue_pending(self, only: int | None = None) -> None:
         """Queue, in decision order, every stored decision not carried out yet (the resume
         planner), adding the new runs it asks for (a checkpoint gone, a confirmation retry)."""
@@ -154,19 +152,16 @@ class Tuner:
             rid = p.run_id
             if rid is None:
                 assert p.config is not None and p.model is not None
-                rid = self._new_run(p.suggestion_id, p.config, p.model, p.phase)
+                rid = wiring.new_run(self.study, self.backend, p.suggestion_id, p.config,
+                                     p.model, p.phase)
             if p.why:
                 self._warn(p.why)
             self.queue.append((rid, p.suggestion_id, p.start, p.target))
 
-    def _task(self, run_id: int, seg_id: int, start: int, target: int) -> SegmentTask:
-        return wiring.make_task(self.study, self.registry, run_id, seg_id, start, target,
-                                self.cache_dir)
-
     def _launch(self, run_id: int, suggestion_id: int, start: int, target: int) -> None:
         st = self.study
         seg_id = st.add_segment(run_id, suggestion_id, start, target)
-        task = self._task(run_id, seg_id, start, target)
+        task = wiring.make_task(st, self.registry, run_id, seg_id, start, target, self.cache_dir)
         st.update_segment(seg_id, status=int(SegmentStatus.RUNNING), started=time.time())
         self.in_flight[seg_id] = st.segments[seg_id]
         self._launched[seg_id] = self.clock()
@@ -211,11 +206,7 @@ class Tuner:
             self._queue_pending(only=seg.suggestion_id)  # a retry, while retries are left
         self._failures_in_a_row += 1
         self._after_segment()
-        if self._failures_in_a_row >= max(3, 2 * self.workers):
-            raise StudyAborted(
-                f"{self._failures_in_a_row} segments failed in a row; the last error was:\n"
-                f"{error.strip()}\nEverything recorded is kept: fix the cause, then run "
-                f"`jfhpo resume {st.folder}`")
+        wiring.abort_if_broken(self._failures_in_a_row, self.workers, error, st.folder)
 
     def _after_segment(self) -> None:
         self._view = None
@@ -246,23 +237,14 @@ class Tuner:
 
     # ---- confirmation --------------------------------------------------------------------------
     def _begin_confirmation(self) -> None:
-        """Plan the confirmation runs (the planner, over the search phase alone, so a resumed
-        study makes the same plan) and queue those not stored yet."""
-        st = self.study
-        if st.phase is not Phase.CONFIRM:
-            st.set_phase(Phase.CONFIRM)
+        """Plan the confirmation runs (over the search phase alone, so a resumed study makes the
+        same plan) and queue those not stored yet."""
+        if self.study.phase is not Phase.CONFIRM:
+            self.study.set_phase(Phase.CONFIRM)
         self._view = None
-        if st.spec.confirm.top_k == 0:
-            return
-        target, steps = st.ladder.target.name, st.steps.max_steps
-        plan = wiring.confirmation_plan(st, self.view(), self.optimizer, self.backend,
-                                        self.wall_used())
-        if plan.note:
-            self._warn(plan.note)
-        stored = [s for s in st.suggestions if s.phase is Phase.CONFIRM]
-        for cfg in plan.configs[len(stored):]:
-            sid = st.add_suggestion("start", steps, Phase.CONFIRM, config=cfg, model=target)
-            self.queue.append((self._new_run(sid, cfg, target, Phase.CONFIRM), sid, 0, steps))
-        if not stored and plan.configs:
-            self.sink.message(f"confirmation: training {len(plan.configs)} configuration(s) on "
-                              f"the target {target} for {steps} steps")
+        if self.study.spec.confirm.top_k:
+            items, notes = wiring.queue_confirmation(self.study, self.view(), self.optimizer,
+                                                     self.backend, self.wall_used())
+            self.queue.extend(items)
+            for warning, text in notes:
+                self._warn(text) if warning else self.sink.message(text)

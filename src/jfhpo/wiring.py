@@ -257,7 +257,13 @@ def record_done(study: Study, registry: CheckpointRegistry, seg_id: int,
             score = st.sign * v
             break
     status = SegmentStatus.STOPPED if seg.reason is not None else SegmentStatus.COMPLETED
-    cost = float(outcome.cost) if math.isfinite(outcome.cost) else float(wall)
+    cost = float(outcome.cost)
+    if not (math.isfinite(cost) and cost > 0):
+        # a cost that cannot pay for anything would let the study loop for free: charge the
+        # segment's wall time instead, and say so once
+        st.warn(f"the backend reported a cost of {cost!r} for a segment; segments are charged "
+                "their wall-clock time instead (costs must be positive and finite)")
+        cost = max(float(wall), 1e-6)
     st.update_segment(seg_id, status=int(status), end_step=end, score=score, cost=cost,
                       wall=float(wall), finished=time.time())
     if saved is not None and saved > seg.start_step:
@@ -288,3 +294,40 @@ def collect_checkpoints(study: Study, registry: CheckpointRegistry, view: StudyV
         protected=needed, busy={rid for rid, _ in needed},
         budget_bytes=study.spec.checkpoints.disk_budget_mb * 1e6,
         priority={r.run_id: -math.inf if r.score is None else r.score for r in view.runs})
+
+
+def new_run(study: Study, backend: Backend, suggestion_id: int, config: Mapping[str, Any],
+            model: str, phase: Phase) -> int:
+    """Record a new run with its effective configuration (as the backend will train it)."""
+    eff = backend.effective_config({**study.spec.fixed, **config})
+    return study.add_run(suggestion_id, config, model, phase, eff)
+
+
+def queue_confirmation(study: Study, view: StudyView, optimizer: Optimizer, backend: Backend,
+                       wall_used: float) -> tuple[list[tuple[int, int, int, int]],
+                                                  list[tuple[bool, str]]]:
+    """Store the confirmation decisions the plan holds and a resumed study lacks; return the
+    queue items (run, decision, 0, steps) and the notes to show ((is a warning, text))."""
+    st = study
+    target, steps = st.ladder.target.name, st.steps.max_steps
+    plan = confirmation_plan(st, view, optimizer, backend, wall_used)
+    notes = [(True, plan.note)] if plan.note else []
+    stored = [s for s in st.suggestions if s.phase is Phase.CONFIRM]
+    items = []
+    for cfg in plan.configs[len(stored):]:
+        sid = st.add_suggestion("start", steps, Phase.CONFIRM, config=cfg, model=target)
+        items.append((new_run(st, backend, sid, cfg, target, Phase.CONFIRM), sid, 0, steps))
+    if not stored and plan.configs:
+        notes.append((False, f"confirmation: training {len(plan.configs)} configuration(s) on "
+                             f"the target {target} for {steps} steps"))
+    return items, notes
+
+
+def abort_if_broken(failures_in_a_row: int, workers: int, error: str, folder: Any) -> None:
+    """Stop the study (``StudyAborted``) after ``max(3, 2 x workers)`` failures in a row: the
+    trainer or the study is broken, and retrying would only burn the budget."""
+    if failures_in_a_row >= max(3, 2 * workers):
+        raise StudyAborted(
+            f"{failures_in_a_row} segments failed in a row; the last error was:\n"
+            f"{error.strip()}\nEverything recorded is kept: fix the cause, then run "
+            f"`jfhpo resume {folder}`")

@@ -215,7 +215,8 @@ class SyntheticBackend(Backend):
         # crash_at_step: the worker process exits abruptly at that step (worker-death tests)
         self.crash_at_step = int(self.options.get("crash_at_step", -1))
 
-    def recipe(self) -> dict[str, Any]:
+    @classmethod
+    def recipe(cls) -> dict[str, Any]:  # the same for every instance (callable on the class too)
         return dict(DEFAULTS)
 
     def validate(self, space: SearchSpace, ladder: ModelLadder) -> None:

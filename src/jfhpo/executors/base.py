@@ -64,9 +64,9 @@ class Executor(abc.ABC):
     task's ``resources`` are its rung's, e.g. ``{"gpus": 2}``), then ``submit``s it.
     """
 
-    def __init__(self, backend: str, backend_options: Mapping[str, Any], workers: int = 1,
-                 threads_per_worker: int = 1, **options: Any) -> None:
-        """The construction contract (subclasses keep this signature)."""
+    def __init__(self, backend: str = "", backend_options: Mapping[str, Any] | None = None,
+                 workers: int = 1, threads_per_worker: int = 1, **options: Any) -> None:
+        """The construction contract (subclasses keep this signature; calling it is optional)."""
 
     @abc.abstractmethod
     def free_slots(self) -> int:
