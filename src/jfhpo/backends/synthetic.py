@@ -38,8 +38,9 @@ from jfhpo.backends.base import (
     register_backend,
 )
 from jfhpo.fidelity import ModelLadder
-from jfhpo.records import Verdict
+from jfhpo.records import CANONICAL_METRICS, Verdict
 from jfhpo.space import SearchSpace
+from jfhpo.yaml_load import excerpt
 
 #: configuration keys the synthetic curves understand, with the value used when a key is absent
 DEFAULTS: Mapping[str, Any] = {
@@ -203,17 +204,43 @@ class SyntheticBackend(Backend):
                 f"backend.options: unknown key(s) {sorted(unknown)} for the synthetic backend; "
                 f"valid: {sorted([*self._fields, *self._test_hooks])}"
             )
-        kwargs = {k: float(self.options[k]) for k in self._fields if k in self.options}
+        kwargs = {k: self._number(k) for k in self._fields if k in self.options}
+        if kwargs.get("step_seconds", 1.0) <= 0:  # 0 or less: a budget that is never spent
+            raise BackendError(
+                f"backend.options.step_seconds: must be > 0, got {kwargs['step_seconds']!r}")
+        for key in ("noise", "reward_noise"):
+            if kwargs.get(key, 0.0) < 0:
+                raise BackendError(f"backend.options.{key}: must be >= 0, got {kwargs[key]!r}")
         self.problem = SyntheticProblem(**kwargs)
-        self.sleep = float(self.options.get("sleep", 0.0))
+        self.sleep = self._number("sleep", 0.0, upper=60.0)
+        if self.sleep < 0:
+            raise BackendError(f"backend.options.sleep: must be >= 0, got {self.sleep!r}")
         # fail_at_step: raise at that step (tests use it to exercise failure handling)
-        self.fail_at_step = int(self.options.get("fail_at_step", -1))
+        self.fail_at_step = int(self._number("fail_at_step", -1))
         # crash_at_step: the worker process exits abruptly at that step (worker-death tests)
-        self.crash_at_step = int(self.options.get("crash_at_step", -1))
+        self.crash_at_step = int(self._number("crash_at_step", -1))
+
+    def _number(self, key: str, default: float | None = None, upper: float = 1e9) -> float:
+        """The option ``key`` as a finite number of at most ``upper`` in size; BackendError
+        naming the key otherwise."""
+        v = self.options.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or abs(v) > upper:
+            raise BackendError(
+                f"backend.options.{key}: expected a finite number of magnitude <= {upper:g}, "
+                f"got {excerpt(v)}")
+        return float(v)
 
     @classmethod
     def recipe(cls) -> dict[str, Any]:
         return dict(DEFAULTS)
+
+    def known_metrics(self) -> set[str]:
+        """What ``step_metrics`` reports, plus ``reward_avg`` and ``eval_accuracy``."""
+        return {*CANONICAL_METRICS, "reward_avg", "eval_accuracy"}
+
+    def accepted_keys(self) -> set[str]:
+        return set(DEFAULTS)
 
     def validate(self, space: SearchSpace, ladder: ModelLadder) -> None:
         unknown = set(space.names) - set(DEFAULTS)
