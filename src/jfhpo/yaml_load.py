@@ -43,7 +43,8 @@ def excerpt(value: Any, limit: int = EXCERPT) -> str:
         return f"<{kind} of {len(value)} item(s)>"
     text = repr(value)
     if len(text) > limit:
-        return text[: limit - 15] + f"... ({len(text)} chars)"
+        tail = f"... ({len(text)} chars)"
+        return text[: max(limit - len(tail), 0)] + tail
     return text
 
 
