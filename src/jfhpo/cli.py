@@ -275,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.fn(args))
     except _user_error_types() as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_short(str(exc))}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt as exc:
         return 143 if isinstance(exc, Terminated) else 130
@@ -292,6 +292,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
             return 1
         raise
+
+
+def _short(text: str, line_limit: int = 600, total: int = 6000) -> str:
+    """An error message with over-long lines cut in the middle (a pasted value can be huge;
+    the start names the key, the end often lists the valid choices)."""
+    lines = [ln if len(ln) <= line_limit else
+             f"{ln[:line_limit // 2]} ...[{len(ln) - line_limit + 150} chars]... {ln[-line_limit // 2 + 150:]}"
+             for ln in text.splitlines()]
+    out = "\n".join(lines)
+    return out if len(out) <= total else out[:total] + " ..."
 
 
 def entry() -> None:

@@ -43,7 +43,7 @@ class _Strict(BaseModel):
 
 
 class BackendSpec(_Strict):
-    name: str
+    name: str = Field(max_length=200)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -53,7 +53,7 @@ class ObjectiveSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    name: str
+    name: str = Field(max_length=200)
     params: float
     cost: float = 1.0
     build: dict[str, Any] = Field(default_factory=dict)
@@ -71,7 +71,7 @@ class StepsSpec(_Strict):
 
 
 class OptimizerSpec(_Strict):
-    name: str = "jfhpo"
+    name: str = Field(default="jfhpo", max_length=200)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
