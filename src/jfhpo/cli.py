@@ -297,8 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _short(text: str, line_limit: int = 600, total: int = 6000) -> str:
     """An error message with over-long lines cut in the middle (a pasted value can be huge;
     the start names the key, the end often lists the valid choices)."""
+    head, tail = line_limit // 2, line_limit // 4
     lines = [ln if len(ln) <= line_limit else
-             f"{ln[:line_limit // 2]} ...[{len(ln) - line_limit + 150} chars]... {ln[-line_limit // 2 + 150:]}"
+             f"{ln[:head]} ...[{len(ln) - head - tail} chars cut]... {ln[-tail:]}"
              for ln in text.splitlines()]
     out = "\n".join(lines)
     return out if len(out) <= total else out[:total] + " ..."
