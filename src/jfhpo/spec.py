@@ -123,6 +123,13 @@ class StudySpec(_Strict):
     checkpoints: CheckpointSpec = CheckpointSpec()
     cache_dir: str | None = None
 
+    @field_validator("cache_dir")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is not None and (not v or "\x00" in v or len(v) > 4096):
+            raise ValueError("must be a folder path (not empty, no NUL, at most 4096 characters)")
+        return v
+
     @field_validator("name")
     @classmethod
     def _printable(cls, v: str) -> str:
@@ -166,7 +173,7 @@ def build_space(space: Mapping[str, Mapping[str, Any]]) -> SearchSpace:
         if not isinstance(decl, Mapping):
             raise StudyFileError(f"{where}: expected a mapping like {{type: float, low: .., high: ..}}")
         kind = decl.get("type")
-        if kind not in _PARAM_KEYS:
+        if not isinstance(kind, str) or kind not in _PARAM_KEYS:
             raise StudyFileError(
                 f"{where}.type: unknown type {excerpt(kind)}; valid types: {sorted(_PARAM_KEYS)}"
             )
@@ -291,3 +298,24 @@ def check_against_backend(spec: StudySpec, backend: Any) -> None:
                     f"fixed.{str(key)[:60]}: unknown key for the {spec.backend.name} backend; "
                     f"{_closest(str(key), keys)}valid: {sorted(keys)}"
                 )
+    if not spec.fixed:
+        return
+    recipe = backend.recipe()
+    for key, value in spec.fixed.items():
+        ref = recipe.get(key)
+        wrong = (
+            (isinstance(ref, bool) and not isinstance(value, bool))
+            or (isinstance(ref, (int, float)) and not isinstance(ref, bool) and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value)))
+            or (isinstance(ref, str) and not isinstance(value, str))
+        )
+        if wrong:
+            raise StudyFileError(f"fixed.{str(key)[:60]}: expected a value like the recipe's "
+                                 f"{ref!r}, got {excerpt(value)}")
+    # the backend checks fixed values the way it checks the ends of searched ranges
+    try:
+        fixed_space = SearchSpace([CategoricalParam(str(k), (v,)) for k, v in spec.fixed.items()])
+    except SpaceError as exc:
+        raise StudyFileError(f"fixed: {exc}") from None
+    backend.validate(fixed_space, spec.ladder())

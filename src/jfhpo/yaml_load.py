@@ -149,7 +149,10 @@ def loads(text: str) -> Any:
     """Parse one YAML document under the limits above; raise YamlInputError or yaml.YAMLError."""
     if "\x00" in text:
         raise YamlInputError("the file holds NUL bytes: it is not a YAML text file")
-    loader = _GuardedLoader(text)
+    try:
+        loader = _GuardedLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters up front
+        raise YamlInputError(f"not valid YAML: {_cut(str(exc))}") from None
     try:
         node = loader.get_single_node()
         if node is None:

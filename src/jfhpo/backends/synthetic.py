@@ -39,7 +39,7 @@ from jfhpo.backends.base import (
 )
 from jfhpo.fidelity import ModelLadder
 from jfhpo.records import CANONICAL_METRICS, Verdict
-from jfhpo.space import SearchSpace
+from jfhpo.space import CategoricalParam, SearchSpace
 from jfhpo.yaml_load import excerpt
 
 #: configuration keys the synthetic curves understand, with the value used when a key is absent
@@ -170,6 +170,18 @@ class SyntheticProblem:
         return score, self.cost(cost_hint, steps), curve
 
 
+def _check_value(name: str, v: Any) -> None:
+    """BackendError unless ``v`` is a value the curves can use for ``name``."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise BackendError(f"synthetic backend: '{name}' must be a finite number, got {excerpt(v)}")
+    if name in ("learning_rate", "beta") and v <= 0:
+        raise BackendError(f"synthetic backend: '{name}' must be > 0, got {v!r}")
+    if name == "num_generations" and (v != int(v) or v < 1):
+        raise BackendError(f"synthetic backend: '{name}' must be an integer >= 1, got {v!r}")
+    if abs(v) > 1e6:
+        raise BackendError(f"synthetic backend: '{name}' = {v!r} is outside any sensible range")
+
+
 def example_space() -> dict[str, dict[str, Any]]:
     """The search space of the synthetic example study."""
     return {
@@ -249,6 +261,10 @@ class SyntheticBackend(Backend):
                 f"space: parameter(s) {sorted(unknown)} mean nothing to the synthetic backend; "
                 f"it understands {sorted(DEFAULTS)}"
             )
+        for p in space.params:  # the ends of each range (or each choice) must be computable
+            values = list(p.choices) if isinstance(p, CategoricalParam) else [p.low, p.high]
+            for v in values:
+                _check_value(p.name, v)
 
     def run_segment(self, task: SegmentTask, report: Reporter) -> SegmentOutcome:
         config = {**DEFAULTS, **task.config}
