@@ -85,7 +85,11 @@ class AskTell:
 
         Path(folder).mkdir(parents=True, exist_ok=True)
         self._lock = StudyLock(folder).acquire()  # one writer per study; released by close()
-        self.study = Study.create(folder, spec, "score")
+        try:
+            self.study = Study.create(folder, spec, "score")
+        except BaseException:
+            self._lock.release()
+            raise
         self.optimizer = (optimizer if isinstance(optimizer, Optimizer)
                           else get_optimizer(optimizer)(optimizer_options))
         self.workers = workers
