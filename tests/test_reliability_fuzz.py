@@ -76,14 +76,16 @@ def _mutate(rng: random.Random, data: dict[str, Any]) -> None:
 
 
 def _bomb(rng: random.Random, levels: int) -> str:
-    """Anchors nested ``levels`` deep under a key the backend accepts: a few levels are a fine
-    (if odd) study file, many are a "billion laughs" bomb."""
+    """A ``models:`` list whose first rung's ``build`` (free-form, ignored by the synthetic
+    backend) holds anchors nested ``levels`` deep: a few levels are a fine (if odd) study file,
+    many are a "billion laughs" bomb."""
     width = rng.randint(2, 12)
     parts = ["&a [" + ",".join(["x"] * width) + "]"]
     for i in range(1, levels + 1):
         prev = "a" if i == 1 else f"l{i - 1}"
         parts.append(f"&l{i} [" + ",".join([f"*{prev}"] * width) + "]")
-    return "fixed:\n  temperature: [" + ", ".join(parts) + "]\n"
+    return ("models:\n- {name: 50k, params: 5.0e4, cost: 1.0, build: {junk: [" + ", ".join(parts)
+            + "]}}\n- {name: 4m, params: 4.0e6, cost: 10.0}\n")
 
 
 def _garble(rng: random.Random, text: str) -> str:
@@ -111,6 +113,7 @@ def generate(rng: random.Random) -> tuple[str, str]:
     if roll < 0.15:
         return "valid", yaml.dump(base, Dumper=_DUMPER, sort_keys=rng.random() < 0.5)
     if roll < 0.25:
+        del base["models"]
         return "alias", yaml.dump(base, Dumper=_DUMPER, sort_keys=False) + _bomb(rng, rng.randint(1, 9))
     data = copy.deepcopy(base)
     for _ in range(rng.randint(1, 3)):
