@@ -19,6 +19,8 @@ steps), nothing told is lost or counted twice, and the search goes on where it w
 
 from __future__ import annotations
 
+import math
+import numbers
 import tempfile
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -47,6 +49,12 @@ class Trial:
     start_step: int
     steps: int
     phase: Phase = Phase.SEARCH
+    study: str = ""  # the folder of the study that asked it (a trial is told to that study only)
+
+
+class TrialError(ValueError):
+    """A ``tell`` that cannot be recorded: a trial told twice, from another study, unknown, or
+    with a non-finite score or an impossible cost. Nothing is written."""
 
 
 class AskTell:
@@ -80,12 +88,20 @@ class AskTell:
         if folder is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="jfhpo-asktell-")
             folder = self._tmp.name
+        from jfhpo.lock import StudyLock
+
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self._lock = StudyLock(folder).acquire()  # one writer per study; released by close()
         self._pending: deque[Pending] = deque()
-        if (Path(folder) / "study.sqlite").exists():
-            self.study = Study.open(folder)  # a driver coming back: carry on with its study
-            self._resume()
-        else:
-            self.study = Study.create(folder, spec, "score")
+        try:
+            if (Path(folder) / "study.sqlite").exists():
+                self.study = Study.open(folder)  # a driver coming back: carry on with its study
+                self._resume()
+            else:
+                self.study = Study.create(folder, spec, "score")
+        except BaseException:
+            self._lock.release()
+            raise
         self.optimizer = (optimizer if isinstance(optimizer, Optimizer)
                           else get_optimizer(optimizer)(optimizer_options))
         self.workers = workers
@@ -159,18 +175,52 @@ class AskTell:
             raise TypeError(s)
         seg = st.add_segment(rid, sid, start, steps)
         st.update_segment(seg, status=int(SegmentStatus.RUNNING))
-        return Trial(seg, rid, config, model, start, steps, s.phase)
+        return Trial(seg, rid, config, model, start, steps, s.phase, str(st.folder.resolve()))
+
+    def _check_tell(self, trial: Trial, score: float | None, cost: float, failed: bool) -> None:
+        """Refuse a tell that would record something false (see TrialError)."""
+        from jfhpo.yaml_load import excerpt
+
+        if not isinstance(trial, Trial):
+            raise TrialError(f"tell() needs a Trial from ask(), got {excerpt(trial, 80)}")
+        here = str(self.study.folder.resolve())
+        if trial.study and trial.study != here:
+            raise TrialError(f"trial {trial.trial_id} was asked by another study ({trial.study}), "
+                             f"not this one ({here})")
+        seg = self.study.segments.get(trial.trial_id)
+        if seg is None:
+            raise TrialError(f"trial {trial.trial_id} is unknown to this study (never asked)")
+        if (seg.run_id, seg.start_step, seg.target_step) != (
+                trial.run_id, trial.start_step, trial.steps):
+            raise TrialError(f"trial {trial.trial_id} does not match what this study asked "
+                             "(run, start or steps differ): it comes from another study")
+        if seg.status is not SegmentStatus.RUNNING:
+            raise TrialError(f"trial {trial.trial_id} was already told "
+                             f"({seg.status.name.lower()}); each trial is told once")
+        if isinstance(cost, bool) or not isinstance(cost, numbers.Real) or not math.isfinite(cost) \
+                or cost < 0:
+            raise TrialError(f"cost must be a finite number of seconds >= 0, got {excerpt(cost)}")
+        if not failed and cost <= 0:
+            raise TrialError("cost must be > 0 for a completed trial (a free trial would let the "
+                             "budget never run out)")
+        if not failed and score is not None and (
+                isinstance(score, bool) or not isinstance(score, numbers.Real)
+                or not math.isfinite(score)):
+            raise TrialError(f"score must be a finite number, got {excerpt(score)}; report a "
+                             "trial that produced no usable score with failed=True")
 
     def tell(self, trial: Trial, score: float | None, cost: float,
              curve: Sequence[tuple[int, float]] | None = None, failed: bool = False) -> None:
         """Report a trial's final score (at ``trial.steps``), its cost, and optionally its
         learning curve as (step, score) pairs; ``failed=True`` when it could not be scored."""
+        self._check_tell(trial, score, cost, failed)
         st = self.study
         if failed or score is None:
             st.update_segment(trial.trial_id, status=int(SegmentStatus.FAILED), cost=float(cost),
                               error="reported failed by the caller")
             return
-        points = {int(s): float(v) for s, v in (curve or []) if trial.start_step < s < trial.steps}
+        points = {int(s): float(v) for s, v in (curve or []) if trial.start_step < s < trial.steps
+                  and isinstance(v, numbers.Real) and math.isfinite(v)}
         points[trial.steps] = float(score)
         for step in sorted(points):
             st.add_observation(trial.trial_id, step, {"score": points[step]})
@@ -183,5 +233,6 @@ class AskTell:
 
     def close(self) -> None:
         self.study.close()
+        self._lock.release()
         if self._tmp is not None:
             self._tmp.cleanup()

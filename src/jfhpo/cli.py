@@ -2,13 +2,16 @@
 
 ``main(argv) -> int`` returns the exit code: 0 success, 1 a failure of the study itself (a
 backend that cannot start, a full disk), 2 a user error (bad study file, impossible range,
-missing folder), 130 interrupted. Study files are validated completely before a folder is made.
+missing folder, a study another process is writing), 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM). Study files are validated completely before a folder is made. ``run`` and ``resume``
+hold the study's lock (``jfhpo.lock``) for as long as they live; ``status`` and ``best`` only read.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -26,28 +29,44 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from jfhpo.backends.base import BackendError
     from jfhpo.executors.base import ExecutorError
     from jfhpo.fidelity import LadderError
+    from jfhpo.lock import StudyLocked
     from jfhpo.optimizers.base import OptimizerError
+    from jfhpo.paths import OutFolderError
     from jfhpo.space import SpaceError
     from jfhpo.spec import StudyFileError
     from jfhpo.stopping.base import RuleError
 
     return (UserError, StudyFileError, SpaceError, LadderError, BackendError, OptimizerError,
-            RuleError, FileExistsError, ExecutorError)
+            RuleError, FileExistsError, ExecutorError, StudyLocked, OutFolderError)
 
 
 def _check(spec: Any) -> None:
     """Validate everything the study file names (backend, optimizer, rules) without side effects."""
     from jfhpo.backends.base import get_backend
     from jfhpo.optimizers.base import get_optimizer
+    from jfhpo.spec import check_against_backend
     from jfhpo.stopping.factory import build_rules
 
     backend = get_backend(spec.backend.name)(spec.backend.options)
     backend.validate(spec.search_space(), spec.ladder())
+    check_against_backend(spec, backend)
     get_optimizer(spec.optimizer.name)(spec.optimizer.options)
     build_rules(spec.stopping)
     from jfhpo.executors import validate_executor
 
     validate_executor(spec)
+    _check_cache(spec)
+
+
+def _check_cache(spec: Any) -> None:
+    """The base-model cache must be a folder (or not exist yet): name where it came from."""
+    import os
+
+    where, cache = ("cache_dir", spec.cache_dir) if spec.cache_dir else (
+        "the environment variable JFHPO_CACHE", os.environ.get("JFHPO_CACHE"))
+    if cache and os.path.exists(cache) and not os.path.isdir(cache):
+        raise UserError(f"{where} = {cache!r:.200} is a file; it must name a folder for cached "
+                        "base models")
 
 
 def _load(path: str, overrides: dict[str, Any]) -> Any:
@@ -103,44 +122,70 @@ def _run(study: Any, args: argparse.Namespace) -> int:
     from jfhpo.tuner import run_study
 
     print(f"study folder: {study.folder}", flush=True)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         best = run_study(study, make_sink(args.quiet), workers=getattr(args, "workers", None))
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; everything recorded is kept. Continue with: jfhpo resume "
-              f"{study.folder}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one message, even if signalled again
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\n{what}; everything recorded is kept. Continue with: jfhpo resume "
+              f"{study.folder}", file=sys.stderr, flush=True)
+        return 143 if isinstance(exc, Terminated) else 130
     finally:
+        signal.signal(signal.SIGTERM, previous)
         study.close()
     return 0 if best is not None else 1
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main process so the study stops like on Ctrl-C (exit 143)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from jfhpo.study import Study
+    from jfhpo.lock import LOCK_NAME, StudyLock
+    from jfhpo.paths import check_out_folder, default_folder
+    from jfhpo.study import DB_NAME, Study
 
     spec = _load(args.study, {"budget": args.budget, "workers": args.workers, "seed": args.seed})
-    out = Path(args.out) if args.out else Path("studies") / (
-        f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(args.out) if args.out else default_folder(spec.name, time.strftime('%Y%m%d-%H%M%S'))
     from jfhpo.backends.base import get_backend
 
     objective = spec.objective_metric(get_backend(spec.backend.name).default_objective)
+    check_out_folder(out, DB_NAME, LOCK_NAME)
+    out.mkdir(parents=True, exist_ok=True)
+    args.lock = StudyLock(out).acquire()  # held until this process ends
+    check_out_folder(out, DB_NAME, LOCK_NAME)  # again, now that no one else can write here
     study = Study.create(out, spec, objective)
     study.set_spec_dir(Path(args.study).resolve().parent)
     args.workers = None  # already applied to the spec
     return _run(study, args)
 
 
-def _open(folder: str) -> Any:
+def _open(folder: str, readonly: bool = True) -> Any:
     from jfhpo.storage import StorageError
-    from jfhpo.study import Study
+    from jfhpo.study import DB_NAME, Study
 
+    if not (Path(folder) / DB_NAME).is_file():
+        raise UserError(f"{folder} is not a study folder (no {DB_NAME})")
     try:
-        return Study.open(folder)
+        return Study.open(folder, readonly=readonly)
     except StorageError as exc:
         raise UserError(str(exc)) from None
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return _run(_open(args.folder), args)
+    from jfhpo.lock import StudyLock
+    from jfhpo.study import DB_NAME
+
+    if not (Path(args.folder) / DB_NAME).is_file():
+        raise UserError(f"{args.folder} is not a study folder (no {DB_NAME})")
+    args.lock = StudyLock(args.folder).acquire()  # held until this process ends
+    return _run(_open(args.folder, readonly=False), args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -224,6 +269,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workers(text: str) -> int:
+    """--workers: an integer in [1, MAX_WORKERS], the same bound as the study file's."""
+    from jfhpo.spec import MAX_WORKERS
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r:.60}") from None
+    if not 1 <= n <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_WORKERS}, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jfhpo", description=(
         "Joint-fidelity hyperparameter optimization for LLM reinforcement learning."))
@@ -243,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run a study file")
     s.add_argument("study")
     s.add_argument("--budget", type=float, help="budget in seconds (overrides the file)")
-    s.add_argument("--workers", type=int, help="parallel workers (overrides the file)")
+    s.add_argument("--workers", type=_workers, help="parallel workers (overrides the file)")
     s.add_argument("--seed", type=int, help="seed (overrides the file)")
     s.add_argument("--out", help="study folder (default studies/<name>-<time>)")
     s.add_argument("--quiet", action="store_true", help="no progress view")
@@ -251,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("resume", help="continue a study after a crash or an interrupt")
     s.add_argument("folder")
-    s.add_argument("--workers", type=int)
+    s.add_argument("--workers", type=_workers)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_resume)
 
@@ -287,18 +345,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.fn(args))
     except _user_error_types() as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_short(str(exc))}", file=sys.stderr)
         return USER_ERROR
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:
+        import sqlite3
+
         from jfhpo.storage import StorageError
         from jfhpo.tuner import PrepareError, StudyAborted
 
-        if isinstance(exc, (StorageError, PrepareError, StudyAborted)):
+        if isinstance(exc, (StorageError, PrepareError, StudyAborted, sqlite3.Error)):
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        if isinstance(exc, OSError):  # a folder that cannot be made or written, a full disk
+            print(f"error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+            return 1
         raise
+
+
+def _short(text: str, line_limit: int = 600, total: int = 6000) -> str:
+    """An error message with over-long lines cut in the middle (a pasted value can be huge;
+    the start names the key, the end often lists the valid choices)."""
+    head, tail = line_limit // 2, line_limit // 4
+    lines = [ln if len(ln) <= line_limit else
+             f"{ln[:head]} ...[{len(ln) - head - tail} chars cut]... {ln[-tail:]}"
+             for ln in text.splitlines()]
+    out = "\n".join(lines)
+    return out if len(out) <= total else out[:total] + " ..."
 
 
 def entry() -> None:

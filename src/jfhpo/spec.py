@@ -6,6 +6,7 @@ error names the key path and the offending value (``StudyFileError``; the CLI ex
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,10 +17,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from jfhpo.fidelity import LadderError, ModelLadder, ModelRung, StepBudget
 from jfhpo.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace, SpaceError
+from jfhpo.yaml_load import YamlInputError, excerpt, load_file
 
 
 class StudyFileError(ValueError):
     """The study file is malformed; the message names the key and the value."""
+
+
+#: bounds every numeric input is checked against (misuse limits, far beyond real studies)
+MAX_WORKERS = 256
+MAX_STEPS = 10_000_000
+MAX_SEED = 2**63 - 1
+MAX_NAME = 128
+MAX_SECONDS = 1e18  # AskTell's default budget (no budget) is 1e18
+
+
+def _finite_number(v: float) -> float:
+    if not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return v
 
 
 class _Strict(BaseModel):
@@ -27,7 +43,7 @@ class _Strict(BaseModel):
 
 
 class BackendSpec(_Strict):
-    name: str
+    name: str = Field(max_length=200)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -37,7 +53,7 @@ class ObjectiveSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    name: str
+    name: str = Field(max_length=200)
     params: float
     cost: float = 1.0
     build: dict[str, Any] = Field(default_factory=dict)
@@ -52,20 +68,25 @@ class ModelSpec(_Strict):
                 raise ValueError(f"resources.{key} must be a finite number >= 0")
         return v
 
+    @field_validator("params", "cost")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        return _finite_number(v)
+
 
 class StepsSpec(_Strict):
-    min: int = Field(ge=1)
-    max: int = Field(ge=1)
-    eta: int = Field(default=3, ge=2)
+    min: int = Field(ge=1, le=MAX_STEPS)
+    max: int = Field(ge=1, le=MAX_STEPS)
+    eta: int = Field(default=3, ge=2, le=1000)
 
 
 class OptimizerSpec(_Strict):
-    name: str = "jfhpo"
+    name: str = Field(default="jfhpo", max_length=200)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
 class BudgetSpec(_Strict):
-    seconds: float = Field(gt=0)
+    seconds: float = Field(gt=0, le=MAX_SECONDS)
     #: compute: the sum of segment costs (deterministic for the synthetic backend);
     #: wall: wall-clock seconds the study has been running
     measure: Literal["compute", "wall"] = "compute"
@@ -79,7 +100,7 @@ class BudgetSpec(_Strict):
 
 
 class ConfirmSpec(_Strict):
-    top_k: int = Field(default=2, ge=0)
+    top_k: int = Field(default=2, ge=0, le=1000)
     #: share of the budget reserved for confirmation on the target (0: confirm after the search
     #: whatever it costs; the cost is still reported)
     fraction: float = Field(default=0.25, ge=0.0, lt=1.0)
@@ -87,7 +108,7 @@ class ConfirmSpec(_Strict):
 
 
 class CheckpointSpec(_Strict):
-    disk_budget_mb: float = Field(default=2048.0, gt=0)
+    disk_budget_mb: float = Field(default=2048.0, gt=0, le=1e12)
     #: false: an extension retrains its run from step 0 (the ablation "without checkpoint
     #: reuse"); it then costs the full step count
     reuse: bool = True
@@ -107,24 +128,38 @@ class ExecutorSpec(BaseModel):
 
 
 class StudySpec(_Strict):
-    name: str = "study"
-    seed: int = 0
+    name: str = Field(default="study", min_length=1, max_length=MAX_NAME)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     backend: BackendSpec
     objective: ObjectiveSpec = ObjectiveSpec()
     models: list[ModelSpec] = Field(min_length=1)
     steps: StepsSpec
-    eval_every: int = Field(default=0, ge=0)
+    eval_every: int = Field(default=0, ge=0, le=MAX_STEPS)
     space: dict[str, dict[str, Any]]
     fixed: dict[str, Any] = Field(default_factory=dict)
     optimizer: OptimizerSpec = OptimizerSpec()
     stopping: bool | dict[str, Any] = Field(default_factory=dict)
     budget: BudgetSpec
-    workers: int = Field(default=1, ge=1, le=256)
-    threads_per_worker: int = Field(default=1, ge=1)
+    workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
+    threads_per_worker: int = Field(default=1, ge=1, le=1024)
     confirm: ConfirmSpec = ConfirmSpec()
     checkpoints: CheckpointSpec = CheckpointSpec()
     cache_dir: str | None = None
     executor: ExecutorSpec = ExecutorSpec()
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is not None and (not v or "\x00" in v or len(v) > 4096):
+            raise ValueError("must be a folder path (not empty, no NUL, at most 4096 characters)")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        if not v.isprintable():
+            raise ValueError("must be printable text (no NUL, newline or other control character)")
+        return v
 
     # ---- derived objects -------------------------------------------------------------------
     def search_space(self) -> SearchSpace:
@@ -159,13 +194,13 @@ def build_space(space: Mapping[str, Mapping[str, Any]]) -> SearchSpace:
         raise StudyFileError("space: must map parameter names to declarations, and not be empty")
     params: list[Param] = []
     for name, decl in space.items():
-        where = f"space.{name}"
+        where = f"space.{str(name)[:60]}"
         if not isinstance(decl, Mapping):
             raise StudyFileError(f"{where}: expected a mapping like {{type: float, low: .., high: ..}}")
         kind = decl.get("type")
-        if kind not in _PARAM_KEYS:
+        if not isinstance(kind, str) or kind not in _PARAM_KEYS:
             raise StudyFileError(
-                f"{where}.type: unknown type {kind!r}; valid types: {sorted(_PARAM_KEYS)}"
+                f"{where}.type: unknown type {excerpt(kind)}; valid types: {sorted(_PARAM_KEYS)}"
             )
         extra = set(decl) - _PARAM_KEYS[kind]
         if extra:
@@ -177,7 +212,8 @@ def build_space(space: Mapping[str, Mapping[str, Any]]) -> SearchSpace:
             if kind == "categorical":
                 choices = decl.get("choices")
                 if not isinstance(choices, list) or not choices:
-                    raise StudyFileError(f"{where}.choices: expected a non-empty list, got {choices!r}")
+                    raise StudyFileError(
+                        f"{where}.choices: expected a non-empty list, got {excerpt(choices)}")
                 params.append(CategoricalParam(str(name), tuple(choices)))
             else:
                 for key in ("low", "high"):
@@ -185,16 +221,17 @@ def build_space(space: Mapping[str, Mapping[str, Any]]) -> SearchSpace:
                         raise StudyFileError(f"{where}.{key}: missing")
                     v = decl[key]
                     if isinstance(v, bool) or not isinstance(v, (int, float)):
-                        raise StudyFileError(f"{where}.{key}: expected a number, got {v!r}")
+                        raise StudyFileError(f"{where}.{key}: expected a number, got {excerpt(v)}")
                 log = decl.get("log", False)
                 if not isinstance(log, bool):
-                    raise StudyFileError(f"{where}.log: expected true or false, got {log!r}")
+                    raise StudyFileError(f"{where}.log: expected true or false, got {excerpt(log)}")
                 if kind == "float":
                     params.append(FloatParam(str(name), float(decl["low"]), float(decl["high"]), log))
                 else:
                     lo, hi = decl["low"], decl["high"]
                     if not (float(lo).is_integer() and float(hi).is_integer()):
-                        raise StudyFileError(f"{where}: int bounds must be integers, got {lo!r}, {hi!r}")
+                        raise StudyFileError(
+                            f"{where}: int bounds must be integers, got {excerpt(lo)}, {excerpt(hi)}")
                     params.append(IntParam(str(name), int(lo), int(hi), log))
         except SpaceError as exc:
             raise StudyFileError(f"{where}: {exc}") from None
@@ -212,18 +249,21 @@ def _child(value: Any, key: int | str) -> Any:
 def _format_validation(exc: ValidationError, data: Mapping[str, Any]) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = ".".join(str(p) for p in err["loc"])[:100]
         value: Any = data
         for p in err["loc"]:
             value = _child(value, p)
             if value is None:
                 break
         if err["type"] == "extra_forbidden":
-            lines.append(f"{loc}: unknown key (value {value!r}); check its spelling")
+            lines.append(f"{loc}: unknown key (value {excerpt(value)}); check its spelling")
         elif err["type"] == "missing":
             lines.append(f"{loc}: required key is missing")
         else:
-            lines.append(f"{loc}: {err['msg']} (got {value!r})")
+            lines.append(f"{loc}: {err['msg']} (got {excerpt(value)})")
+        if len(lines) >= 20:
+            lines.append(f"... and {len(exc.errors()) - 20} more")
+            break
     return "invalid study file:\n  " + "\n  ".join(lines)
 
 
@@ -251,9 +291,56 @@ def load_spec(path: str | Path) -> StudySpec:
     """Read and validate a study file."""
     p = Path(path)
     if not p.is_file():
-        raise StudyFileError(f"study file {str(p)!r} does not exist")
+        raise StudyFileError(f"study file {excerpt(str(p))} does not exist")
     try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise StudyFileError(f"{p}: not valid YAML: {exc}") from None
+        data = load_file(p)
+    except YamlInputError as exc:
+        raise StudyFileError(f"{p}: {exc}") from None
     return parse_spec(data)
+
+
+def _closest(word: str, valid: set[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(valid), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def check_against_backend(spec: StudySpec, backend: Any) -> None:
+    """Refuse an objective metric or a ``fixed:`` key the backend does not know, before anything
+    runs (a typo would otherwise cost the whole budget). ``backend.known_metrics()`` and
+    ``backend.accepted_keys()`` return None when the backend cannot tell; the check is skipped."""
+    metrics = backend.known_metrics()
+    objective = spec.objective_metric(backend.default_objective)
+    if metrics is not None and objective not in metrics:
+        raise StudyFileError(
+            f"objective.metric: the {spec.backend.name} backend reports no metric "
+            f"{excerpt(objective)}; {_closest(objective, metrics)}valid: {sorted(metrics)}"
+        )
+    keys = backend.accepted_keys()
+    if keys is not None:
+        for key in spec.fixed:
+            if key not in keys:
+                raise StudyFileError(
+                    f"fixed.{str(key)[:60]}: unknown key for the {spec.backend.name} backend; "
+                    f"{_closest(str(key), keys)}valid: {sorted(keys)}"
+                )
+    if not spec.fixed:
+        return
+    recipe = backend.recipe()
+    for key, value in spec.fixed.items():
+        ref = recipe.get(key)
+        wrong = (
+            (isinstance(ref, bool) and not isinstance(value, bool))
+            or (isinstance(ref, (int, float)) and not isinstance(ref, bool) and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value)))
+            or (isinstance(ref, str) and not isinstance(value, str))
+        )
+        if wrong:
+            raise StudyFileError(f"fixed.{str(key)[:60]}: expected a value like the recipe's "
+                                 f"{ref!r}, got {excerpt(value)}")
+    # the backend checks fixed values the way it checks the ends of searched ranges
+    try:
+        fixed_space = SearchSpace([CategoricalParam(str(k), (v,)) for k, v in spec.fixed.items()])
+    except SpaceError as exc:
+        raise StudyFileError(f"fixed: {exc}") from None
+    backend.validate(fixed_space, spec.ladder())

@@ -64,13 +64,54 @@ def _clean(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_header(path: Path) -> None:
+    """Refuse (never touch) a file that is not an SQLite database: opening an empty file would
+    silently turn it into a new, empty study."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not head:
+        raise StorageError(f"{path} is empty: not a study database (left as it is)")
+    if head != _SQLITE_MAGIC:
+        raise StorageError(f"{path} is not an SQLite database (corrupt or overwritten); "
+                           "left as it is")
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection that never writes the file or its folder. ``mode=ro`` reads a
+    study another process is writing (WAL); on a read-only folder, where SQLite cannot make the
+    WAL index, it falls back to ``immutable=1`` (nothing can write there either)."""
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path.resolve()))}"
+    last: sqlite3.Error | None = None
+    for mode in ("?mode=ro", "?mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(uri + mode, uri=True, isolation_level=None, timeout=30.0)
+            conn.execute("SELECT count(*) FROM meta").fetchone()
+            return conn
+        except sqlite3.Error as exc:
+            last = exc
+    raise StorageError(f"cannot read study database {path}: {last}")
+
+
 class Storage:
     """One SQLite file. All writes go through ``_write`` so errors read the same everywhere."""
 
-    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+    def __init__(self, path: str | Path, *, create: bool = False, readonly: bool = False) -> None:
         self.path = Path(path)
         if not create and not self.path.exists():
             raise StorageError(f"no study database at {self.path}")
+        if not create:
+            _check_header(self.path)
+        if readonly:
+            self.conn = _open_readonly(self.path)
+            return
         try:
             self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
             self.conn.execute("PRAGMA journal_mode=WAL")

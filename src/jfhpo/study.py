@@ -100,19 +100,32 @@ class Study:
         return cls(folder, storage, spec, objective)
 
     @classmethod
-    def open(cls, folder: str | Path) -> Study:
+    def open(cls, folder: str | Path, *, readonly: bool = False) -> Study:
+        """Load a study folder. ``readonly``: never write (status, best, reports; works on a
+        read-only folder and beside a running writer). A corrupt database is a StorageError."""
+        import sqlite3
+
         folder = Path(folder)
         db = folder / DB_NAME
         if not db.exists():
             raise StorageError(f"{folder} is not a study folder (no {DB_NAME})")
-        storage = Storage(db)
-        meta = storage.meta()
-        if meta.get("spec_dir"):
-            from jfhpo.backends.base import add_backend_path
+        storage = Storage(db, readonly=readonly)
+        try:
+            meta = storage.meta()
+            if "spec" not in meta or "objective" not in meta:
+                raise StorageError(f"{db} is not a jfhpo study database (no study file in it)")
+            if meta.get("spec_dir"):
+                from jfhpo.backends.base import add_backend_path
 
-            add_backend_path(meta["spec_dir"])  # where a `module:Class` backend was found
-        spec = parse_spec(yaml.safe_load(meta["spec"]))
-        return cls(folder, storage, spec, meta["objective"])
+                add_backend_path(meta["spec_dir"])  # where a `module:Class` backend was found
+            spec = parse_spec(yaml.safe_load(meta["spec"]))
+            return cls(folder, storage, spec, meta["objective"])
+        except sqlite3.Error as exc:
+            storage.close()
+            raise StorageError(f"{db} cannot be read ({exc}); the file is damaged") from None
+        except StorageError:
+            storage.close()
+            raise
 
     def _load(self) -> None:
         st = self.storage

@@ -142,6 +142,16 @@ class Backend(abc.ABC):
         """Checkpoint granularity and resumability (see ``Capabilities``)."""
         return Capabilities()
 
+    def known_metrics(self) -> set[str] | None:
+        """Every metric name this backend can report (canonical and ``eval_*``), so a study's
+        objective metric can be checked before anything runs; None when it cannot tell."""
+        return None
+
+    def accepted_keys(self) -> set[str] | None:
+        """Every configuration key this backend understands (for the study's ``fixed:`` keys);
+        None when it cannot tell."""
+        return None
+
     @classmethod
     def example_study(cls) -> str:
         """A commented example study file for ``jfhpo init --workload NAME``."""

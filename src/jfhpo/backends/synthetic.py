@@ -38,8 +38,9 @@ from jfhpo.backends.base import (
     register_backend,
 )
 from jfhpo.fidelity import ModelLadder
-from jfhpo.records import Verdict
-from jfhpo.space import SearchSpace
+from jfhpo.records import CANONICAL_METRICS, Verdict
+from jfhpo.space import CategoricalParam, SearchSpace
+from jfhpo.yaml_load import excerpt
 
 #: configuration keys the synthetic curves understand, with the value used when a key is absent
 DEFAULTS: Mapping[str, Any] = {
@@ -169,6 +170,18 @@ class SyntheticProblem:
         return score, self.cost(cost_hint, steps), curve
 
 
+def _check_value(name: str, v: Any) -> None:
+    """BackendError unless ``v`` is a value the curves can use for ``name``."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise BackendError(f"synthetic backend: '{name}' must be a finite number, got {excerpt(v)}")
+    if name in ("learning_rate", "beta") and v <= 0:
+        raise BackendError(f"synthetic backend: '{name}' must be > 0, got {v!r}")
+    if name == "num_generations" and (v != int(v) or v < 1):
+        raise BackendError(f"synthetic backend: '{name}' must be an integer >= 1, got {v!r}")
+    if abs(v) > 1e6:
+        raise BackendError(f"synthetic backend: '{name}' = {v!r} is outside any sensible range")
+
+
 def example_space() -> dict[str, dict[str, Any]]:
     """The search space of the synthetic example study."""
     return {
@@ -207,17 +220,43 @@ class SyntheticBackend(Backend):
                 f"backend.options: unknown key(s) {sorted(unknown)} for the synthetic backend; "
                 f"valid: {sorted([*self._fields, *self._test_hooks])}"
             )
-        kwargs = {k: float(self.options[k]) for k in self._fields if k in self.options}
+        kwargs = {k: self._number(k) for k in self._fields if k in self.options}
+        if kwargs.get("step_seconds", 1.0) <= 0:  # 0 or less: a budget that is never spent
+            raise BackendError(
+                f"backend.options.step_seconds: must be > 0, got {kwargs['step_seconds']!r}")
+        for key in ("noise", "reward_noise"):
+            if kwargs.get(key, 0.0) < 0:
+                raise BackendError(f"backend.options.{key}: must be >= 0, got {kwargs[key]!r}")
         self.problem = SyntheticProblem(**kwargs)
-        self.sleep = float(self.options.get("sleep", 0.0))
+        self.sleep = self._number("sleep", 0.0, upper=60.0)
+        if self.sleep < 0:
+            raise BackendError(f"backend.options.sleep: must be >= 0, got {self.sleep!r}")
         # fail_at_step: raise at that step (tests use it to exercise failure handling)
-        self.fail_at_step = int(self.options.get("fail_at_step", -1))
+        self.fail_at_step = int(self._number("fail_at_step", -1))
         # crash_at_step: the worker process exits abruptly at that step (worker-death tests)
-        self.crash_at_step = int(self.options.get("crash_at_step", -1))
+        self.crash_at_step = int(self._number("crash_at_step", -1))
+
+    def _number(self, key: str, default: float | None = None, upper: float = 1e9) -> float:
+        """The option ``key`` as a finite number of at most ``upper`` in size; BackendError
+        naming the key otherwise."""
+        v = self.options.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or abs(v) > upper:
+            raise BackendError(
+                f"backend.options.{key}: expected a finite number of magnitude <= {upper:g}, "
+                f"got {excerpt(v)}")
+        return float(v)
 
     @classmethod
     def recipe(cls) -> dict[str, Any]:  # the same for every instance (callable on the class too)
         return dict(DEFAULTS)
+
+    def known_metrics(self) -> set[str]:
+        """What ``step_metrics`` reports, plus ``reward_avg`` and ``eval_accuracy``."""
+        return {*CANONICAL_METRICS, "reward_avg", "eval_accuracy"}
+
+    def accepted_keys(self) -> set[str]:
+        return set(DEFAULTS)
 
     def validate(self, space: SearchSpace, ladder: ModelLadder) -> None:
         unknown = set(space.names) - set(DEFAULTS)
@@ -226,6 +265,10 @@ class SyntheticBackend(Backend):
                 f"space: parameter(s) {sorted(unknown)} mean nothing to the synthetic backend; "
                 f"it understands {sorted(DEFAULTS)}"
             )
+        for p in space.params:  # the ends of each range (or each choice) must be computable
+            values = list(p.choices) if isinstance(p, CategoricalParam) else [p.low, p.high]
+            for v in values:
+                _check_value(p.name, v)
 
     def run_segment(self, task: SegmentTask, report: Reporter) -> SegmentOutcome:
         t0 = time.time()

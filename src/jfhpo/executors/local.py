@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 import traceback
 from collections import deque
@@ -42,7 +43,19 @@ from jfhpo.records import Verdict
 
 def worker_main(conn: Connection, backend_name: str, options: Mapping[str, Any],
                 threads: int) -> None:
-    """Entry point of a worker process: serve segments until told to exit."""
+    """Entry point of a worker process. Ctrl-C reaches the whole process group: workers ignore
+    it and let the main process stop them (it records what was interrupted); a main process that
+    is gone ends the worker quietly instead of printing a BrokenPipe traceback per worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _serve(conn, backend_name, options, threads)
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        os._exit(0)
+
+
+def _serve(conn: Connection, backend_name: str, options: Mapping[str, Any],
+           threads: int) -> None:
+    """Serve segments until told to exit."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("MKL_NUM_THREADS", str(threads))
     from jfhpo.backends.base import get_backend
@@ -73,6 +86,8 @@ def worker_main(conn: Connection, backend_name: str, options: Mapping[str, Any],
         def report(step: int, metrics: Mapping[str, float], _task: SegmentTask = task) -> Verdict:
             conn.send(("obs", _task.segment_id, step, dict(metrics)))
             reply = conn.recv()  # ("verdict", segment_id, "continue" | "stop")
+            if reply[0] == "exit":  # the main process is shutting down mid-segment
+                raise SystemExit(0)
             return Verdict(reply[2])
 
         t0 = time.monotonic()

@@ -87,6 +87,12 @@ class TinyGRPOBackend(Backend):
                 f"backend.options: unknown key(s) {unknown} for the tiny backend; "
                 f"valid keys: {sorted(OPTIONS)}"
             )
+        for key, low in (("eval_problems", 1), ("test_problems", 0), ("data_seed", 0),
+                         ("base_seed", 0), ("prepare_workers", 1)):
+            v = self.options.get(key, low)
+            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= 10**9:
+                raise BackendError(
+                    f"backend.options.{key}: expected an integer in [{low}, 1e9], got {v!r:.80}")
         self.task_def: ArithmeticTask = get_task(str(self.options.get("task", "add2")))
         sft_recipe_from_options(self.options)  # fail early on bad SFT settings
         self._splits: Splits | None = None
@@ -129,6 +135,15 @@ class TinyGRPOBackend(Backend):
                 hparams.check_value(p.name, v)
         for rung in ladder.rungs:
             dims_from_build(rung.build)
+
+    def known_metrics(self) -> set[str]:
+        """Canonical TRL metrics, the extra ones ``trl_run`` keeps (reward_std, train_accuracy)
+        and its two evaluations (sampled and greedy held-out accuracy)."""
+        return {*TRL_NAMES, "reward_std", "train_accuracy", "eval_accuracy", "eval_greedy_accuracy"}
+
+    def accepted_keys(self) -> set[str]:
+        """The hyperparameters ``hparams.CHECKS`` knows (the recipe's keys)."""
+        return set(hparams.CHECKS)
 
     def prepare(self, ladder: ModelLadder, cache_dir: str, progress: Progress) -> None:
         """Build every missing base model of the ladder, the largest first, in up to
