@@ -73,9 +73,13 @@ class CostModel:
         ladder: ModelLadder,
         segments: Iterable[SegmentCost | Sequence[object]] = (),
         ridge: float = 0.1,
+        resumable: bool = True,
     ) -> None:
         self.ladder = ladder
         self.ridge = ridge
+        #: False when runs cannot continue from a checkpoint: an extension to ``n`` steps is then
+        #: a fresh run to ``n`` steps, and ``between`` prices it so
+        self.resumable = resumable
         self.a, self.b = 0.0, 0.0
         self.start_overhead, self.extend_overhead = 0.0, 0.0
         rows: list[tuple[float, float, float, float, float]] = []  # size, log hint, n, t, start
@@ -194,7 +198,10 @@ class CostModel:
         return fixed + self.per_step(model) * float(steps)
 
     def between(self, model: str, start_step: int, target_step: int) -> float:
-        """Expected cost of a segment from ``start_step`` to ``target_step``."""
+        """Expected cost of growing a run from ``start_step`` to ``target_step``: an extension
+        of the new steps, or (runs not ``resumable``) a fresh start to ``target_step``."""
+        if not self.resumable and start_step > 0:
+            return self.segment(model, target_step, start=True)
         return self.segment(model, target_step - start_step, start=start_step == 0)
 
     def __repr__(self) -> str:

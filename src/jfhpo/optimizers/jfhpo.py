@@ -309,7 +309,7 @@ class JFHPOOptimizer(Optimizer):
                 best[key] = r
         if len(best) < max(self.opts.n_init, k):
             return None
-        cost = CostModel(view.ladder, view.segment_costs)
+        cost = view.cost
         bounded = cost.calibrated and math.isfinite(view.budget_total)
         allowance = self.opts.audit_fraction * view.budget_left
         # 1. max(n_init, k) configurations of the low rung trained to the full budget
@@ -440,7 +440,7 @@ class JFHPOOptimizer(Optimizer):
         mu_ref, sd_ref = gp.predict(X_ref)
         ei_ref = expected_improvement(mu_ref, sd_ref, float(mu_seen.max()) + self.opts.xi)
         noise_sd = math.sqrt(max(gp.noise_var, 1e-12))
-        cost_model = CostModel(view.ladder, view.segment_costs)
+        cost_model = view.cost
         runs_by: dict[tuple[str, str], RunRecord] = {}
         for r in view.runs:
             if not r.failed:
@@ -494,8 +494,8 @@ class JFHPOOptimizer(Optimizer):
             )
         if run.busy or run.stopped is not None or run.steps_done >= steps:
             return None, math.inf
-        return Extend(run_id=run.run_id, steps=steps), cost_model.segment(
-            model, steps - run.steps_done
+        return Extend(run_id=run.run_id, steps=steps), cost_model.between(
+            model, run.steps_done, steps
         )
 
     def _training_data(
@@ -535,3 +535,19 @@ class JFHPOOptimizer(Optimizer):
         order = sorted(range(len(score)), key=lambda i: (-score[i], i))
         cfgs = list(configs.values())
         return [dict(cfgs[i]) for i in order[:k]]
+
+    def predict(self, view: StudyView,
+                configs: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]] | None:
+        """The surrogate's prediction (mean, standard deviation; higher is better) of each of
+        ``configs`` at the reference fidelity (the target at the full budget under ``ladder``);
+        None when there is too little data to fit it. ``AskTell.recommend`` reads it."""
+        done = [r for r in view.finished() if not r.failed]
+        features, data = self._training_data(view, done)
+        if not configs or len(data) < 3 or np.ptp(data.y) == 0.0:
+            return None
+        with single_thread():
+            gp = GPSurrogate(data, seed=self._torch_seed(view), fit_maxiter=self.opts.fit_maxiter)
+            ref_model, ref_steps = self._reference(view)
+            U = np.array([view.space.encode(c) for c in configs])
+            mu, sd = gp.predict(features.rows(U, ref_model, ref_steps))
+        return [(float(m), float(s)) for m, s in zip(mu, sd)]
