@@ -23,7 +23,7 @@ def test_ask_tell_any_objective_stored_in_a_real_study(tmp_path: Path) -> None:
     assert best is not None and best["model"] == "50k"
     at.close()
     st = Study.open(tmp_path / "s")
-    assert st.budget_spent() >= 60.0
+    assert st.budget_spent() <= 60.0  # the budget is a cap
     assert len(st.segments) == told
     st.close()
 

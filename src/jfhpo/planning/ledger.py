@@ -78,14 +78,16 @@ def confirm_reserve(total: float, fraction: float, n_runs: int, cost: CostModel,
     """Budget held back from the search for ``n_runs`` confirmation runs on the target: the
     configured share, or more once the costs show they will cost more. Once the target's costs
     are measured, all ``n_runs`` are reserved at their measured cost; before that, one run at
-    the cost model's prediction (proxy-only extrapolations of every run over-reserve and starve
-    the search, but without one run held back the search can leave nothing to confirm with)."""
+    the cost model's prediction when the budget can pay for one (proxy-only extrapolations of
+    every run over-reserve and starve the search, but without one run held back the search can
+    leave nothing to confirm with)."""
     if n_runs <= 0:
         return 0.0
     need = 0.0
     if cost.calibrated:
         per_run = cost.segment(target, max_steps)
-        runs = n_runs if cost.measured(target) else 1
+        # unmeasured target: one run, when one can be paid from the budget at all
+        runs = n_runs if cost.measured(target) else (1 if per_run < total else 0)
         waves = math.ceil(runs / max(workers, 1)) if measure == "wall" else runs
         need = waves * per_run
     return max(total * fraction, need)
