@@ -20,6 +20,10 @@ A trial with ``start_step > 0`` extends run ``trial.run_id``: continue that run 
 trials: a longer run is a fresh run from step 0 and is priced as one. Cost is told in any unit
 (seconds, GPU-hours, tokens), the same unit as ``budget``. Everything is stored in a real study
 folder (a temporary one unless ``folder`` is given), so ``jfhpo status`` works on it too.
+
+A driver that crashed reopens its folder with ``AskTell.open(folder)`` (or by passing the same
+``folder`` again): the trials it had asked but not told are asked again first (same run, same
+steps), nothing told is lost or counted twice, and the study goes on where it was.
 """
 
 from __future__ import annotations
@@ -155,14 +159,39 @@ class AskTell:
         if folder is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="jfhpo-asktell-")
             folder = self._tmp.name
-        self.study = Study.create(folder, spec, objective)
-        self.optimizer = (optimizer if isinstance(optimizer, Optimizer)
-                          else get_optimizer(optimizer)(optimizer_options))
-        self.workers = workers
-        self.caps = Capabilities(checkpoint_every=0, resumable=bool(resumable))
+        if (Path(folder) / "study.sqlite").exists():
+            study = Study.open(folder)  # a driver coming back: carry on with its study
+        else:
+            study = Study.create(folder, spec, objective)
+        self._setup(study, optimizer if isinstance(optimizer, Optimizer)
+                    else get_optimizer(optimizer)(optimizer_options), workers, recipe)
+
+    def _setup(self, study: Study, optimizer: Optimizer, workers: int,
+               recipe: Mapping[str, Any] | None) -> None:
+        self.study, self.optimizer, self.workers = study, optimizer, workers
+        self.caps = Capabilities(checkpoint_every=0, resumable=study.spec.checkpoints.reuse)
         self._recipe = _Recipe(recipe)
+        self._planned = False  # the confirmation plan was made (or checked) by this process
         #: why the last ``ask()`` returned what it did
         self.status = AskStatus.TRIAL
+        study.mark_interrupted()  # asked but never told by a process that died: asked again
+
+    @classmethod
+    def open(cls, folder: str | Path, optimizer: str | Optimizer | None = None,
+             optimizer_options: Mapping[str, Any] | None = None, workers: int | None = None,
+             recipe: Mapping[str, Any] | None = None) -> AskTell:
+        """Reopen an existing ask/tell study folder (after a crash, or to go on later). The
+        optimizer defaults to the study's own; ``recipe`` as given to the constructor."""
+        self = cls.__new__(cls)
+        self._tmp = None
+        study = Study.open(folder)
+        spec = study.spec
+        if optimizer is None:
+            optimizer, optimizer_options = spec.optimizer.name, spec.optimizer.options
+        self._setup(study, optimizer if isinstance(optimizer, Optimizer)
+                    else get_optimizer(optimizer)(optimizer_options), workers or spec.workers,
+                    recipe)
+        return self
 
     # ---- state -------------------------------------------------------------------------------
     def view(self) -> StudyView:
@@ -179,8 +208,15 @@ class AskTell:
                    if s.status in (SegmentStatus.QUEUED, SegmentStatus.RUNNING))
 
     def _checkpoints(self) -> set[tuple[int, int]]:
-        """Your trainer keeps each run's state at the step it was last told about."""
-        return {(rid, self.study.run_record(rid).steps_done) for rid in self.study.runs}
+        """Your trainer keeps each run's state: every run can continue where it was."""
+        st = self.study
+        have = {(s.run_id, s.start_step) for s in st.segments.values()}
+        return have | {(rid, st.run_record(rid).steps_done) for rid in st.runs}
+
+    def _todo(self) -> list[Pending]:
+        """Stored decisions not carried out yet (the resume planner), each with its run."""
+        return translate.with_runs(
+            wiring.pending_for(self.study, self._checkpoints(), self.caps), self._new_run)
 
     def _new_run(self, sid: int, config: Mapping[str, Any], model: str, phase: Phase) -> int:
         return self.study.add_run(sid, config, model, phase)
@@ -192,12 +228,19 @@ class AskTell:
         self.status = AskStatus.WAITING
         if self._running() >= self.workers:
             return None
-        if self.study.phase is Phase.SEARCH:
+        st = self.study
+        if st.phase is Phase.CONFIRM and not self._planned:
+            self._begin_confirmation()  # the same plan again: adds only what is missing
+        todo = self._todo()
+        if todo and todo[0].phase is Phase.SEARCH:
+            return self._hand_out(todo[0])  # asked before a crash, never told
+        if st.phase is Phase.SEARCH:
             trial = self._ask_search()
             if trial is not None or self._running():
                 return trial
             self._begin_confirmation()
-        return self._ask_confirm()
+            todo = self._todo()
+        return self._ask_confirm(todo)
 
     def _ask_search(self) -> Trial | None:
         view = self.view()
@@ -212,6 +255,7 @@ class AskTell:
         """Plan the confirmation (the tuner's planner, over the search phase alone) and store
         its decisions."""
         st = self.study
+        self._planned = True
         if st.phase is not Phase.CONFIRM:
             st.set_phase(Phase.CONFIRM)
         if st.spec.confirm.top_k == 0:
@@ -227,10 +271,8 @@ class AskTell:
             sid = st.add_suggestion("start", steps, Phase.CONFIRM, config=cfg, model=target)
             self._new_run(sid, cfg, target, Phase.CONFIRM)
 
-    def _ask_confirm(self) -> Trial | None:
+    def _ask_confirm(self, todo: list[Pending]) -> Trial | None:
         st = self.study
-        todo = translate.with_runs(
-            wiring.pending_for(st, self._checkpoints(), self.caps), self._new_run)
         if todo:
             p = todo[0]
             assert p.run_id is not None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def _as_cost(item: SegmentCost | Sequence[object]) -> SegmentCost:
     if isinstance(item, SegmentCost):
         return item
     model, steps, seconds, *rest = item
-    return SegmentCost(str(model), int(steps), float(seconds),  # type: ignore[call-overload]
+    return SegmentCost(str(model), int(cast(float, steps)), float(cast(float, seconds)),
                        bool(rest[0]) if rest else True)
 
 

@@ -66,4 +66,4 @@ def get_executor(name: str) -> type[Executor]:
     if cls is None:
         raise ExecutorError(f"executor.name: '{name}' names no executor class in {module_name}")
     _REGISTRY[name] = cls
-    return cls  # type: ignore[no-any-return]
+    return cls

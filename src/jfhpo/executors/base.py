@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from jfhpo.backends.base import SegmentOutcome, SegmentTask
 from jfhpo.fidelity import ModelRung
@@ -62,6 +63,10 @@ class Executor(abc.ABC):
     ``free_slots()`` whether any worker is idle and ``can_submit(task)`` before each launch (the
     task's ``resources`` are its rung's, e.g. ``{"gpus": 2}``), then ``submit``s it.
     """
+
+    def __init__(self, backend: str, backend_options: Mapping[str, Any], workers: int = 1,
+                 threads_per_worker: int = 1, **options: Any) -> None:
+        """The construction contract (subclasses keep this signature)."""
 
     @abc.abstractmethod
     def free_slots(self) -> int:

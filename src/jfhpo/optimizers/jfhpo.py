@@ -440,7 +440,8 @@ class JFHPOOptimizer(Optimizer):
         mu_ref, sd_ref = gp.predict(X_ref)
         ei_ref = expected_improvement(mu_ref, sd_ref, float(mu_seen.max()) + self.opts.xi)
         noise_sd = math.sqrt(max(gp.noise_var, 1e-12))
-        cost_model = view.cost
+        cost_model = view.cost  # THE cost model: the same numbers the tuner's budget gate uses
+        ledger = view.ledger
         runs_by: dict[tuple[str, str], RunRecord] = {}
         for r in view.runs:
             if not r.failed:
@@ -469,7 +470,7 @@ class JFHPOOptimizer(Optimizer):
                         continue
                     if cheapest is None or cost < cheapest[0]:
                         cheapest = (cost, sug)
-                    if cost_model.calibrated and cost > view.budget_left:
+                    if not ledger.can_pay(cost):
                         continue
                     v = float(value[i]) / max(cost, 1e-12)
                     if v > best_val or (v == best_val and cost < best_cost):
