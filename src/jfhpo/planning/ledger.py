@@ -77,17 +77,19 @@ def confirm_reserve(total: float, fraction: float, n_runs: int, cost: CostModel,
                     max_steps: int, measure: str = "compute", workers: int = 1) -> float:
     """Budget held back from the search for ``n_runs`` confirmation runs on the target: the
     configured share, or more once the costs show they will cost more. Once the target's costs
-    are measured, all ``n_runs`` are reserved at their measured cost; before that, one run at
-    the cost model's prediction when the budget can pay for one (proxy-only extrapolations of
-    every run over-reserve and starve the search, but without one run held back the search can
-    leave nothing to confirm with)."""
+    are measured, ``n_runs`` are reserved at their measured cost; before that, one run at the
+    cost model's prediction (proxy-only extrapolations of every run over-reserve and starve the
+    search, but without one run held back the search can leave nothing to confirm with). Never
+    so many runs that the search is left nothing."""
     if n_runs <= 0:
         return 0.0
     need = 0.0
     if cost.calibrated:
         per_run = cost.segment(target, max_steps)
-        # unmeasured target: one run, when one can be paid from the budget at all
-        runs = n_runs if cost.measured(target) else (1 if per_run < total else 0)
+        # unmeasured target: one run; and always leave the search part of the budget
+        runs = n_runs if cost.measured(target) else 1
+        if per_run > 0:
+            runs = min(runs, max(math.ceil(total / per_run - 1e-9) - 1, 0))
         waves = math.ceil(runs / max(workers, 1)) if measure == "wall" else runs
         need = waves * per_run
     return max(total * fraction, need)
