@@ -88,3 +88,60 @@ def test_cli_and_ask_tell_make_the_same_decisions(tmp_path: Path, optimizer: dic
     assert (dict(rec.config), rec.model, rec.steps, rec.score) == (
         best["config"], best["model"], best["steps"], pytest.approx(best["score"]))
     at.close()
+
+
+def segments_of(folder: Path) -> list[tuple[int, int, int, float]]:
+    db = sqlite3.connect(folder / "study.sqlite")
+    rows = db.execute("SELECT run_id, start_step, end_step, cost FROM segments "
+                      "WHERE status IN (2, 3) ORDER BY id").fetchall()  # completed, stopped
+    db.close()
+    return rows
+
+
+def hyperband_study(**changes: Any) -> dict[str, Any]:
+    data = study_dict({"name": "hyperband", "options": {"model": "50k"}}, [4, 9, 27], seed=2,
+                      budget=30.0)
+    data.update(confirm={"top_k": 0}, **changes)
+    return data
+
+
+def test_cli_study_without_checkpoint_reuse_retrains_longer_runs_at_full_cost(
+        tmp_path: Path) -> None:
+    f = write_study(tmp_path / "s.yaml", hyperband_study(checkpoints={"reuse": False}))
+    r = cli("run", str(f), "--out", str(tmp_path / "st"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    segs = segments_of(tmp_path / "st")
+    runs = [rid for rid, _, _, _ in segs]
+    assert len(set(runs)) < len(runs)  # some runs were made longer...
+    assert all(start == 0 for _, start, _, _ in segs)  # ...never in place
+    for _, _, end, cost in segs:
+        assert cost == pytest.approx(0.1 * end)  # each paid its full step count
+
+
+def test_a_backend_that_cannot_resume_is_honoured_by_the_tuner(tmp_path: Path) -> None:
+    from jfhpo.backends.base import Capabilities
+    from jfhpo.executors.inline import InlineExecutor
+    from jfhpo.optimizers.hyperband import Hyperband
+    from jfhpo.spec import parse_spec
+    from jfhpo.study import Study
+    from jfhpo.tuner import Tuner
+
+    class NoResume(SyntheticBackend):
+        def capabilities(self) -> Capabilities:
+            return Capabilities(resumable=False)
+
+    data = hyperband_study()
+    study = Study.create(tmp_path / "st", parse_spec(data), "eval_accuracy")
+    ex = InlineExecutor("synthetic", data["backend"]["options"])
+    try:
+        Tuner(study, ex, Hyperband({"model": "50k"}), None, NoResume(data["backend"]["options"]),
+              cache_dir=str(tmp_path / "cache")).run()
+    finally:
+        ex.shutdown()
+    view = study.view(resumable=False)
+    assert view.cost.between("50k", 9, 27) == view.cost.segment("50k", 27)
+    assert view.budget_spent <= 30.0
+    study.close()
+    segs = segments_of(tmp_path / "st")
+    assert len({s[0] for s in segs}) < len(segs)
+    assert all(start == 0 and cost == pytest.approx(0.1 * end) for _, start, end, cost in segs)
