@@ -14,7 +14,8 @@ hints themselves (relative units, ``calibrated`` is False); with one model measu
 every hint; with two or more ``b`` learns how cost grows with size (ridge-shrunk towards the
 hints' own slope so that two noisy points cannot invert the ladder). The fixed costs can only be
 told apart from the per-step cost once some model has segments of two different lengths; they stay
-0 before that. An extension's fixed cost without any measured extension is the start's.
+0 before that, and are kept only when they explain the costs better than noise would (BIC). An
+extension's fixed cost without any measured extension is the start's.
 
 The unit is whatever the segments were measured in: compute-seconds (``cost``) under
 ``budget.measure: compute``, wall-clock seconds of each segment under ``measure: wall``; the view
@@ -149,7 +150,13 @@ class CostModel:
                 r1 = minimize_scalar(lambda o: self._loss(o, o), bounds=(lo, hi), method="bounded")
                 if r1.success and float(r1.fun) < best_loss:
                     best, best_loss = (float(r1.x), float(r1.x)), float(r1.fun)
-        if best_loss < self._loss(0.0, 0.0) - 1e-12:
+        # accept the fixed costs only when they explain more than noise would (the Bayesian
+        # information criterion: k fitted fixed costs must pay k * log(n) in log-likelihood), so
+        # a trainer without fixed costs does not get spurious ones from noisy timings
+        base, n = self._loss(0.0, 0.0), len(self._t)
+        k = 2 if has_s and has_e else 1
+        if best_loss < base - 1e-12 and (
+                best_loss <= 0.0 or n * math.log(base / best_loss) > k * math.log(n)):
             return best
         return None
 
