@@ -102,13 +102,17 @@ class Recommendation:
 
 
 class _Recipe:
-    """The recipe holder the confirmation planner reads (a backend's ``recipe()``)."""
+    """What the confirmation planner reads from a backend: the recipe (and the effective
+    configuration of a run, which ask/tell does not know beyond the configuration itself)."""
 
     def __init__(self, recipe: Mapping[str, Any] | None) -> None:
         self._recipe = dict(recipe or {})
 
     def recipe(self) -> dict[str, Any]:
         return dict(self._recipe)
+
+    def effective_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(config)  # your trainer's own defaults are not known here
 
 
 def _steps_section(steps: Mapping[str, Any] | Sequence[int] | StepBudget) -> Any:
@@ -260,16 +264,12 @@ class AskTell:
             st.set_phase(Phase.CONFIRM)
         if st.spec.confirm.top_k == 0:
             return
-        plan = wiring.confirmation_plan(st, self.view(), self.optimizer,
-                                        self._recipe,  # type: ignore[arg-type]
-                                        st.wall_used())
-        if plan.note:
-            st.warn(plan.note)
-        target, steps = st.ladder.target.name, st.steps.max_steps
-        stored = [s for s in st.suggestions if s.phase is Phase.CONFIRM]
-        for cfg in plan.configs[len(stored):]:
-            sid = st.add_suggestion("start", steps, Phase.CONFIRM, config=cfg, model=target)
-            self._new_run(sid, cfg, target, Phase.CONFIRM)
+        _, notes = wiring.queue_confirmation(st, self.view(), self.optimizer,
+                                             self._recipe,  # type: ignore[arg-type]
+                                             st.wall_used())
+        for warning, text in notes:
+            if warning:
+                st.warn(text)
 
     def _ask_confirm(self, todo: list[Pending]) -> Trial | None:
         st = self.study
