@@ -291,8 +291,8 @@ class AskTell:
         seg = st.add_segment(p.run_id, p.suggestion_id, p.start, p.target)
         st.update_segment(seg, status=int(SegmentStatus.RUNNING), started=st.now())
         self.status = AskStatus.TRIAL
-        return Trial(seg, p.run_id, dict(run.config), run.model, p.start, p.target, p.phase,
-                     run.seed)
+        return Trial(seg, p.run_id, dict(run.config), run.model, p.start, p.target,
+                     phase=p.phase, seed=run.seed)
 
     # ---- tell --------------------------------------------------------------------------------
     def tell(self, trial: Trial, score: float | None, cost: float,
