@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
-from jfhpo.api import AskTell
+import pytest
+
+from jfhpo.api import AskStatus, AskTell, Trial
 from jfhpo.backends.synthetic import SyntheticProblem, example_space
+from jfhpo.records import Phase
 from jfhpo.study import Study
 
 MODELS = [{"name": "50k", "params": 5e4, "cost": 1.0}, {"name": "4m", "params": 4e6, "cost": 10.0}]
@@ -13,7 +17,8 @@ MODELS = [{"name": "50k", "params": 5e4, "cost": 1.0}, {"name": "4m", "params": 
 def test_ask_tell_any_objective_stored_in_a_real_study(tmp_path: Path) -> None:
     problem = SyntheticProblem(bias=0.0)
     at = AskTell(example_space(), MODELS, {"min": 10, "max": 90}, optimizer="hyperband",
-                 optimizer_options={"model": "50k"}, budget=60.0, seed=5, folder=tmp_path / "s")
+                 optimizer_options={"model": "50k"}, budget=60.0, seed=5, folder=tmp_path / "s",
+                 confirm={"top_k": 0})
     told = 0
     while (t := at.ask()) is not None:
         assert t.model == "50k" and 0 <= t.start_step < t.steps <= 90
@@ -38,6 +43,142 @@ def test_failed_trials_are_recorded() -> None:
     r = at.view().run(t.run_id)
     assert r.failed and r.score is None
     assert at.view().budget_spent == 30.0
+    at.close()
+
+
+TWO = [{"name": "s", "params": 1e6, "cost": 1.0}, {"name": "t", "params": 1e8, "cost": 20.0}]
+X = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+FAST = {"n_init": 3, "n_candidates": 24, "fit_maxiter": 15, "min_transfer_configs": 3}
+
+
+def run_loop(at: AskTell, noise_seed: int = 0) -> tuple[float, list[float], list[Trial]]:
+    """A two-fidelity toy problem whose proxy prefers another x than the target; the cost is
+    the cost hint per step (the budget's unit)."""
+    rng = random.Random(noise_seed)
+    spent, full, trials = 0.0, [], []
+    while (t := at.ask()) is not None:
+        hint = 20.0 if t.model == "t" else 1.0
+        cost = hint * (t.steps - t.start_step)
+        best_x = 0.3 if t.model == "t" else 0.6
+        score = -((t.config["x"] - best_x) ** 2) * (t.steps / 90) + 0.01 * rng.random()
+        spent += cost
+        if t.model == "t" and t.steps == 90:
+            full.append(score)
+        trials.append(t)
+        at.tell(t, score, cost)
+    return spent, full, trials
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ask_tell_stays_in_budget_and_answers_at_least_the_best_full_target_score(
+        seed: int) -> None:
+    budget = 3 * 20 * 90
+    at = AskTell(X, TWO, {"min": 10, "max": 90, "eta": 3}, optimizer="jfhpo",
+                 optimizer_options=FAST, seed=seed, budget=budget)
+    spent, full, trials = run_loop(at, seed)
+    assert spent <= budget + 1e-9
+    assert at.view().budget_spent == pytest.approx(spent)
+    assert at.done and at.ask() is None and at.status is AskStatus.DONE
+    confirm = [t for t in trials if t.phase is Phase.CONFIRM]
+    assert confirm and all(t.model == "t" and t.steps == 90 for t in confirm)
+    assert trials[-len(confirm):] == confirm  # confirmation comes after the search
+    rec = at.recommend()
+    assert rec is not None and rec.confirmed and rec.model == "t" and rec.steps == 90
+    assert rec.score is not None and rec.score >= max(full) - 1e-12
+    at.close()
+
+
+def test_recommend_before_confirmation_predicts_the_target_score() -> None:
+    at = AskTell(X, TWO, {"min": 10, "max": 90}, optimizer="jfhpo", optimizer_options=FAST,
+                 seed=0, budget=3 * 20 * 90)
+    assert at.recommend() is None
+    rng = random.Random(0)
+    while at.study.phase is Phase.SEARCH and len(at.study.segments) < 6:
+        t = at.ask()
+        assert t is not None and t.model == "s"
+        at.tell(t, -((t.config["x"] - 0.6) ** 2) * t.steps / 90 + 0.01 * rng.random(), t.steps)
+    rec = at.recommend()
+    assert rec is not None and not rec.confirmed and rec.score is None
+    assert rec.predicted is not None and rec.std is not None and rec.std > 0
+    assert rec.model == "s" and rec.run_id is not None
+    assert at.view().run(rec.run_id).config == rec.config
+    at.close()
+
+
+def test_ask_says_when_it_waits_for_running_trials() -> None:
+    at = AskTell(example_space(), MODELS, {"min": 10, "max": 90}, optimizer="random",
+                 budget=10_000, workers=2, confirm={"top_k": 0})
+    a, b = at.ask(), at.ask()
+    assert a is not None and b is not None and at.status is AskStatus.TRIAL
+    assert at.ask() is None and at.status is AskStatus.WAITING and not at.done
+    at.tell(a, 0.5, 10.0)
+    assert at.ask() is not None
+    at.close()
+
+
+def test_a_failed_confirmation_trial_is_handed_out_again() -> None:
+    at = AskTell(X, TWO, {"min": 10, "max": 30}, optimizer="random", budget=3000,
+                 confirm={"top_k": 1, "fraction": 0.5})
+    while (t := at.ask()) is not None and t.phase is Phase.SEARCH:
+        at.tell(t, -t.config["x"], 20.0 * t.steps)
+    assert t is not None and t.phase is Phase.CONFIRM and t.model == "t"
+    at.tell(t, None, 5.0, failed=True)
+    again = at.ask()
+    assert again is not None and again.phase is Phase.CONFIRM
+    assert again.config == t.config and again.run_id != t.run_id
+    at.tell(again, -0.1, 600.0)
+    assert at.ask() is None and at.done
+    at.close()
+
+
+def test_a_non_resumable_study_retrains_from_step_zero_and_pays_full_cost() -> None:
+    problem = SyntheticProblem(bias=0.0)
+    at = AskTell(example_space(), MODELS, {"min": 10, "max": 90}, optimizer="hyperband",
+                 optimizer_options={"model": "50k"}, budget=400.0, seed=5, resumable=False,
+                 confirm={"top_k": 0})
+    longer = 0
+    view = at.view()
+    assert view.cost.between("50k", 10, 30) == view.cost.segment("50k", 30)
+    while (t := at.ask()) is not None:
+        assert t.start_step == 0  # never extends a run in place
+        view = at.view()
+        if view.run(t.run_id).steps_done > 0:
+            longer += 1  # a longer run of a configuration: a fresh run to the new step count
+            assert view.cost.between(t.model, view.run(t.run_id).steps_done, t.steps) == \
+                pytest.approx(view.cost.segment(t.model, t.steps))
+        score = problem.eval_score(t.config, 5e4, t.steps, seed=t.seed)
+        at.tell(t, score, problem.cost(1.0, t.steps))
+    assert longer >= 3  # hyperband promoted some configurations
+    assert at.view().budget_spent <= 400.0
+    at.close()
+
+
+def test_resumable_extensions_are_priced_as_their_new_steps() -> None:
+    at = AskTell(example_space(), MODELS, {"min": 10, "max": 90}, optimizer="hyperband",
+                 optimizer_options={"model": "50k"}, budget=400.0, seed=5, confirm={"top_k": 0})
+    starts = [t for t in iter(at.ask, None) if not at.tell(t, 0.1 * t.config["epsilon"],
+                                                           0.1 * (t.steps - t.start_step))]
+    assert any(t.start_step > 0 for t in starts)
+    view = at.view()
+    assert view.budget_spent <= 400.0
+    assert view.cost.between("50k", 10, 30) == view.cost.segment("50k", 20, start=False)
+    assert view.cost.between("50k", 10, 30) < view.cost.segment("50k", 30)
+    at.close()
+
+
+@pytest.mark.parametrize("steps", [[4, 9, 27], {"levels": [4, 9, 27]}])
+def test_explicit_step_levels_run(steps: Any) -> None:
+    at = AskTell(example_space(), MODELS, steps, optimizer="hyperband",
+                 optimizer_options={"model": "50k"}, budget=200.0, seed=1, confirm={"top_k": 1})
+    assert at.view().steps.rungs() == [4, 9, 27]
+    seen = set()
+    while (t := at.ask()) is not None:
+        assert t.steps in (4, 9, 27)
+        seen.add(t.steps)
+        at.tell(t, 0.5 - abs(t.config["epsilon"] - 0.25), 0.1 * (t.steps - t.start_step))
+    assert seen == {4, 9, 27}
+    rec = at.recommend()
+    assert rec is not None and rec.confirmed and rec.model == "4m" and rec.steps == 27
     at.close()
 
 

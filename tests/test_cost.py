@@ -111,3 +111,19 @@ def test_a_tight_budget_makes_both_refuse() -> None:
         assert not tight.ledger.can_pay(suggestion_cost(tight, s))  # ...which the gate refuses
     finally:
         at.close()
+
+
+def test_noisy_costs_without_fixed_costs_predict_well_real_ones_are_found() -> None:
+    rng = __import__("random").Random(3)
+    lengths = [10, 30, 90, 10, 30, 90, 10, 30]
+    noisy = [SegmentCost("s", n, 0.1 * n * math.exp(0.05 * rng.gauss(0, 1)), i % 2 == 0)
+             for i, n in enumerate(lengths)]
+    cm = CostModel(LADDER, noisy)
+    assert max(cm.start_overhead, cm.extend_overhead) < 0.15  # at most noise-sized
+    assert cm.segment("s", 50) == pytest.approx(5.0, rel=0.05)
+    assert cm.segment("s", 10, start=False) == pytest.approx(1.0, rel=0.1)
+    fixed = [SegmentCost(s.model, s.steps, s.seconds + (3.0 if s.start else 0.3), s.start)
+             for s in noisy]
+    cm = CostModel(LADDER, fixed)
+    assert cm.start_overhead == pytest.approx(3.0, rel=0.3)
+    assert cm.segment("s", 20, start=False) < cm.segment("s", 20)

@@ -14,7 +14,8 @@ hints themselves (relative units, ``calibrated`` is False); with one model measu
 every hint; with two or more ``b`` learns how cost grows with size (ridge-shrunk towards the
 hints' own slope so that two noisy points cannot invert the ladder). The fixed costs can only be
 told apart from the per-step cost once some model has segments of two different lengths; they stay
-0 before that. An extension's fixed cost without any measured extension is the start's.
+0 before that, and are kept only when they explain the costs better than noise would (BIC). An
+extension's fixed cost without any measured extension is the start's.
 
 The unit is whatever the segments were measured in: compute-seconds (``cost``) under
 ``budget.measure: compute``, wall-clock seconds of each segment under ``measure: wall``; the view
@@ -74,9 +75,13 @@ class CostModel:
         ladder: ModelLadder,
         segments: Iterable[SegmentCost | Sequence[object]] = (),
         ridge: float = 0.1,
+        resumable: bool = True,
     ) -> None:
         self.ladder = ladder
         self.ridge = ridge
+        #: False when runs cannot continue from a checkpoint: an extension to ``n`` steps is then
+        #: a fresh run to ``n`` steps, and ``between`` prices it so
+        self.resumable = resumable
         self.a, self.b = 0.0, 0.0
         self.start_overhead, self.extend_overhead = 0.0, 0.0
         rows: list[tuple[float, float, float, float, float]] = []  # size, log hint, n, t, start
@@ -145,7 +150,13 @@ class CostModel:
                 r1 = minimize_scalar(lambda o: self._loss(o, o), bounds=(lo, hi), method="bounded")
                 if r1.success and float(r1.fun) < best_loss:
                     best, best_loss = (float(r1.x), float(r1.x)), float(r1.fun)
-        if best_loss < self._loss(0.0, 0.0) - 1e-12:
+        # accept the fixed costs only when they explain more than noise would (the Bayesian
+        # information criterion: k fitted fixed costs must pay k * log(n) in log-likelihood), so
+        # a trainer without fixed costs does not get spurious ones from noisy timings
+        base, n = self._loss(0.0, 0.0), len(self._t)
+        k = 2 if has_s and has_e else 1
+        if best_loss < base - 1e-12 and (
+                best_loss <= 0.0 or n * math.log(base / best_loss) > k * math.log(n)):
             return best
         return None
 
@@ -195,7 +206,10 @@ class CostModel:
         return fixed + self.per_step(model) * float(steps)
 
     def between(self, model: str, start_step: int, target_step: int) -> float:
-        """Expected cost of a segment from ``start_step`` to ``target_step``."""
+        """Expected cost of growing a run from ``start_step`` to ``target_step``: an extension
+        of the new steps, or (runs not ``resumable``) a fresh start to ``target_step``."""
+        if not self.resumable and start_step > 0:
+            return self.segment(model, target_step, start=True)
         return self.segment(model, target_step - start_step, start=start_step == 0)
 
     def __repr__(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,14 +86,29 @@ class StepBudget:
     """RL step budgets: the full budget ``max_steps`` and the smallest useful ``min_steps``.
 
     ``eta`` is the geometric factor between rungs used by successive halving and by the candidate
-    grid of the cost-aware optimizer.
+    grid of the cost-aware optimizer. ``levels``, when given, are the step rungs themselves (a
+    user's natural levels such as 19/53/93 tokens-per-parameter, or multiples of a trainer's save
+    interval); ``min_steps`` and ``max_steps`` are then the first and last level (build it with
+    ``StepBudget.from_levels``).
     """
 
     min_steps: int
     max_steps: int
     eta: int = 3
+    levels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.levels:
+            lv = self.levels
+            for i, n in enumerate(lv):
+                if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                    raise LadderError(f"steps.levels[{i}]: must be a whole number of steps >= 1, "
+                                      f"got {n!r}")
+            if any(b <= a for a, b in itertools.pairwise(lv)):
+                raise LadderError(f"steps.levels: must be strictly ascending, got {list(lv)}")
+            if (self.min_steps, self.max_steps) != (lv[0], lv[-1]):
+                raise LadderError(f"steps.levels {list(lv)} disagree with steps.min "
+                                  f"({self.min_steps}) and steps.max ({self.max_steps})")
         if self.min_steps < 1:
             raise LadderError(f"steps.min: must be at least 1, got {self.min_steps}")
         if self.max_steps < self.min_steps:
@@ -102,8 +118,20 @@ class StepBudget:
         if self.eta < 2:
             raise LadderError(f"steps.eta: must be at least 2, got {self.eta}")
 
+    @classmethod
+    def from_levels(cls, levels: Sequence[int], eta: int = 3) -> StepBudget:
+        """Step budgets given as an explicit list of step counts (ascending)."""
+        lv = tuple(levels)
+        if not lv:
+            raise LadderError("steps.levels: give at least one step count")
+        first, last = (lv[0], lv[-1]) if all(isinstance(n, int) for n in lv) else (1, 1)
+        return cls(first, last, eta, lv)
+
     def rungs(self) -> list[int]:
-        """Step rungs max, max/eta, max/eta^2, ... down to min (ascending)."""
+        """The step rungs, ascending: the explicit ``levels``, else max, max/eta, max/eta^2, ...
+        down to min."""
+        if self.levels:
+            return list(self.levels)
         out = [self.max_steps]
         while True:
             nxt = round(out[-1] / self.eta)

@@ -10,10 +10,17 @@ import difflib
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jfhpo.fidelity import LadderError, ModelLadder, ModelRung, StepBudget
 from jfhpo.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace, SpaceError
@@ -75,9 +82,21 @@ class ModelSpec(_Strict):
 
 
 class StepsSpec(_Strict):
-    min: int = Field(ge=1, le=MAX_STEPS)
-    max: int = Field(ge=1, le=MAX_STEPS)
+    """``steps: {min, max, eta}`` (geometric rungs) or ``steps: {levels: [19, 53, 93]}`` (or the
+    plain list ``steps: [19, 53, 93]``): the step counts themselves."""
+
+    min: int | None = Field(default=None, ge=1, le=MAX_STEPS)
+    max: int | None = Field(default=None, ge=1, le=MAX_STEPS)
     eta: int = Field(default=3, ge=2, le=1000)
+    levels: list[Annotated[int, Field(ge=1, le=MAX_STEPS)]] | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _either(self) -> StepsSpec:
+        if self.levels is None and (self.min is None or self.max is None):
+            raise ValueError("give min and max, or levels: [n1, n2, ...]")
+        if self.levels is not None and (self.min is not None or self.max is not None):
+            raise ValueError("give either levels or min/max, not both")
+        return self
 
 
 class OptimizerSpec(_Strict):
@@ -161,6 +180,11 @@ class StudySpec(_Strict):
             raise ValueError("must be printable text (no NUL, newline or other control character)")
         return v
 
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps_list(cls, v: Any) -> Any:
+        return {"levels": v} if isinstance(v, list) else v  # steps: [19, 53, 93]
+
     # ---- derived objects -------------------------------------------------------------------
     def search_space(self) -> SearchSpace:
         return build_space(self.space)
@@ -172,6 +196,9 @@ class StudySpec(_Strict):
         )
 
     def step_budget(self) -> StepBudget:
+        if self.steps.levels is not None:
+            return StepBudget.from_levels(self.steps.levels, self.steps.eta)
+        assert self.steps.min is not None and self.steps.max is not None
         return StepBudget(self.steps.min, self.steps.max, self.steps.eta)
 
     def objective_metric(self, default: str) -> str:

@@ -324,10 +324,12 @@ class Study:
         k = self.spec.confirm.top_k
         return 0 if k == 0 else k + (1 if self.spec.confirm.include_recipe else 0)
 
-    def view(self, workers: int = 1, wall_used: float | None = None) -> StudyView:
+    def view(self, workers: int = 1, wall_used: float | None = None,
+             resumable: bool = True) -> StudyView:
         """The frozen view decisions are made from, with THE cost model (fitted on the finished
         segments, in the budget's unit) and the budget ledger's figures. ``wall_used``: the
-        live wall clock of a running tuner (default: the stored one)."""
+        live wall clock of a running tuner (default: the stored one). ``resumable``: False when
+        the backend cannot resume runs (the study's ``checkpoints.reuse`` is read here too)."""
         from jfhpo.cost import CostModel, segment_costs
         from jfhpo.planning.ledger import confirm_reserve, make_ledger
 
@@ -336,7 +338,8 @@ class Study:
         costs = segment_costs(
             (self.runs[s.run_id].model, s.start_step, s.end_step, self.unit_cost(s))
             for s in ordered if s.status in (SegmentStatus.COMPLETED, SegmentStatus.STOPPED))
-        cost = CostModel(self.ladder, costs)
+        cost = CostModel(self.ladder, costs,
+                         resumable=resumable and self.spec.checkpoints.reuse)
         budget = self.spec.budget
         reserve = confirm_reserve(budget.seconds, self.spec.confirm.fraction, self.n_confirm_runs(),
                                   cost, self.ladder.target.name, self.steps.max_steps,

@@ -19,9 +19,10 @@ from jfhpo.backends.base import Backend, SegmentOutcome
 from jfhpo.checkpoints import CheckpointRegistry
 from jfhpo.executors import base as events
 from jfhpo.optimizers.base import Optimizer
+from jfhpo.planning import translate
 from jfhpo.planning.ledger import suggestion_cost
 from jfhpo.progress import ProgressSink, Snapshot
-from jfhpo.records import Extend, Phase, SegmentRecord, SegmentStatus, Start, Suggestion, Verdict
+from jfhpo.records import Phase, SegmentRecord, SegmentStatus, Suggestion, Verdict
 from jfhpo.stopping.base import StoppingRule
 from jfhpo.study import Study
 from jfhpo.view import StudyView
@@ -122,27 +123,23 @@ class Tuner:
     # ---- decisions -> segments -------------------------------------------------------------
     def view(self) -> StudyView:
         if self._view is None:
-            self._view = self.study.view(self.workers, wall_used=self.wall_used())
+            self._view = self.study.view(self.workers, wall_used=self.wall_used(),
+                                         resumable=self.caps.resumable)
         return self._view
 
     def _store(self, s: Suggestion) -> None:
-        """Record a decision and queue its segment."""
+        """Record a decision and queue its segment (the one translation, shared with AskTell)."""
         st = self.study
-        steps = wiring.segment_steps(s.steps, self.caps, st.steps.max_steps)
-        if isinstance(s, Start):
-            config = st.space.validate(s.config) if s.phase is Phase.SEARCH else dict(s.config)
-            if s.model not in st.ladder:
-                raise ValueError(f"optimizer suggested unknown model {s.model!r}")
-            sid = st.add_suggestion("start", steps, s.phase, config=config, model=s.model)
-            rid = wiring.new_run(st, self.backend, sid, config, s.model, s.phase)
-            self.queue.append((rid, sid, 0, steps))
-        elif isinstance(s, Extend):
-            run = self.view().run(s.run_id)
-            if run.busy or run.stopped is not None or steps <= run.steps_done:
-                raise ValueError(f"optimizer asked to extend run {s.run_id} to {steps} steps, "
-                                 f"which is busy, stopped or already there")
-            sid = st.add_suggestion("extend", steps, s.phase, run_id=s.run_id)
-            self._queue_pending(only=sid)
+
+        def new_run(sid: int, config: Any, model: str, phase: Phase) -> int:
+            return wiring.new_run(st, self.backend, sid, config, model, phase)
+
+        for p in translate.store_suggestion(st, self.view(), s, self.caps,
+                                            self.registry.existing(), new_run):
+            if p.why:
+                self._warn(p.why)
+            assert p.run_id is not None
+            self.queue.append((p.run_id, p.suggestion_id, p.start, p.target))
         self._view = None
 
     def _queue_pending(self, only: int | None = None) -> None:

@@ -12,7 +12,8 @@ def drive(optimizer: str, budget: float, seed: int = 0, **opts: object) -> AskTe
     """Ask and tell until the budget is spent; scores are the synthetic evaluation at the end."""
     problem = SyntheticProblem()
     at = AskTell(example_space(), MODELS, {"min": 10, "max": 90}, optimizer=optimizer,
-                 optimizer_options=opts, budget=budget, seed=seed)
+                 optimizer_options=opts, budget=budget, seed=seed,
+                 confirm={"top_k": 0})  # the optimizer alone: no confirmation stage
     while (t := at.ask()) is not None:
         params = 5e4 if t.model == "50k" else 4e6
         score = problem.eval_score(t.config, params, t.steps, seed=t.run_id)

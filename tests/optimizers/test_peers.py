@@ -31,7 +31,7 @@ NAMES = [
 def drive(name: str, n_asks: int, seed: int = 0, **opts: Any) -> AskTell:
     problem = SyntheticProblem()
     at = AskTell(example_space(), MODELS, {"min": 10, "max": 90}, optimizer=name,
-                 optimizer_options=opts, seed=seed)
+                 optimizer_options=opts, seed=seed, confirm={"top_k": 0})
     for _ in range(n_asks):
         t = at.ask()
         assert t is not None

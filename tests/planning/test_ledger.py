@@ -43,14 +43,19 @@ def test_uncalibrated_ledger_pays_while_anything_is_left() -> None:
     assert not Ledger(100.0, 100.0, calibrated=False).can_pay(0.0)
 
 
-def test_reserve_is_the_share_until_the_target_is_measured() -> None:
-    proxy_only = CostModel(LADDER, [SegmentCost("s", 10, 10.0)])
-    assert confirm_reserve(1000.0, 0.2, 3, proxy_only, "t", 100) == 200.0
+def test_reserve_is_one_predicted_run_until_the_target_is_measured() -> None:
+    proxy_only = CostModel(LADDER, [SegmentCost("s", 10, 10.0)])  # predicts 4 s/step on "t"
+    assert confirm_reserve(1000.0, 0.2, 3, proxy_only, "t", 100) == pytest.approx(400.0)
+    assert confirm_reserve(1000.0, 0.5, 3, proxy_only, "t", 100) == pytest.approx(500.0)
     measured = CostModel(LADDER, [SegmentCost("t", 10, 40.0)])  # 4 s/step on the target
-    assert confirm_reserve(1000.0, 0.2, 3, measured, "t", 100) == pytest.approx(1200.0)
+    # 3 runs of 400 wanted; 2 fit while leaving the search something
+    assert confirm_reserve(1000.0, 0.2, 3, measured, "t", 100) == pytest.approx(800.0)
+    assert confirm_reserve(2000.0, 0.2, 3, measured, "t", 100) == pytest.approx(1200.0)
     # wall: the runs go side by side on the workers
-    assert confirm_reserve(1000.0, 0.2, 3, measured, "t", 100, "wall", 2) == pytest.approx(800.0)
+    assert confirm_reserve(2000.0, 0.2, 3, measured, "t", 100, "wall", 2) == pytest.approx(800.0)
     assert confirm_reserve(1000.0, 0.2, 0, measured, "t", 100) == 0.0
+    # a budget that cannot pay for one run besides the search: only the configured share
+    assert confirm_reserve(300.0, 0.2, 3, measured, "t", 100) == pytest.approx(60.0)
 
 
 def test_search_phase_holds_the_reserve_back_confirmation_does_not() -> None:

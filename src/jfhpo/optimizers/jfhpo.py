@@ -536,3 +536,19 @@ class JFHPOOptimizer(Optimizer):
         order = sorted(range(len(score)), key=lambda i: (-score[i], i))
         cfgs = list(configs.values())
         return [dict(cfgs[i]) for i in order[:k]]
+
+    def predict(self, view: StudyView,
+                configs: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]] | None:
+        """The surrogate's prediction (mean, standard deviation; higher is better) of each of
+        ``configs`` at the reference fidelity (the target at the full budget under ``ladder``);
+        None when there is too little data to fit it. ``AskTell.recommend`` reads it."""
+        done = [r for r in view.finished() if not r.failed]
+        features, data = self._training_data(view, done)
+        if not configs or len(data) < 3 or np.ptp(data.y) == 0.0:
+            return None
+        with single_thread():
+            gp = GPSurrogate(data, seed=self._torch_seed(view), fit_maxiter=self.opts.fit_maxiter)
+            ref_model, ref_steps = self._reference(view)
+            U = np.array([view.space.encode(c) for c in configs])
+            mu, sd = gp.predict(features.rows(U, ref_model, ref_steps))
+        return [(float(m), float(s)) for m, s in zip(mu, sd)]

@@ -76,15 +76,21 @@ def committed(in_flight: Iterable[tuple[str, int, int]], cost: CostModel, measur
 def confirm_reserve(total: float, fraction: float, n_runs: int, cost: CostModel, target: str,
                     max_steps: int, measure: str = "compute", workers: int = 1) -> float:
     """Budget held back from the search for ``n_runs`` confirmation runs on the target: the
-    configured share, or more once the target's measured costs show they will cost more
-    (proxy-only extrapolations are not used: their fixed costs over-reserve and starve the
-    search)."""
+    configured share, or more once the costs show they will cost more. Once the target's costs
+    are measured, ``n_runs`` are reserved at their measured cost; before that, one run at the
+    cost model's prediction (proxy-only extrapolations of every run over-reserve and starve the
+    search, but without one run held back the search can leave nothing to confirm with). Never
+    so many runs that the search is left nothing."""
     if n_runs <= 0:
         return 0.0
     need = 0.0
-    if cost.measured(target):
+    if cost.calibrated:
         per_run = cost.segment(target, max_steps)
-        waves = math.ceil(n_runs / max(workers, 1)) if measure == "wall" else n_runs
+        # unmeasured target: one run; and always leave the search part of the budget
+        runs = n_runs if cost.measured(target) else 1
+        if per_run > 0:
+            runs = min(runs, max(math.ceil(total / per_run - 1e-9) - 1, 0))
+        waves = math.ceil(runs / max(workers, 1)) if measure == "wall" else runs
         need = waves * per_run
     return max(total * fraction, need)
 
