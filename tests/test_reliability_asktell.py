@@ -103,7 +103,9 @@ def test_negative_costs_cannot_make_ask_loop_forever(tmp_path: Path) -> None:
         at.tell(t, 0.5, 10.0)
         told += 1
         assert told < 50
-    assert at.view().budget_spent >= 100.0
+    # the loop ended because the budget (a cap) is spent, not because a tell was lost
+    assert at.done and told > 0
+    assert 0.0 < at.view().budget_spent <= 100.0
     at.close()
 
 

@@ -10,7 +10,7 @@ import difflib
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -88,7 +88,7 @@ class StepsSpec(_Strict):
     min: int | None = Field(default=None, ge=1, le=MAX_STEPS)
     max: int | None = Field(default=None, ge=1, le=MAX_STEPS)
     eta: int = Field(default=3, ge=2, le=1000)
-    levels: list[Annotated[int, Field(ge=1, le=MAX_STEPS)]] | None = Field(default=None, max_length=1000)
+    levels: list[int] | None = Field(default=None, max_length=1000)
 
     @model_validator(mode="after")
     def _either(self) -> StepsSpec:
@@ -96,6 +96,8 @@ class StepsSpec(_Strict):
             raise ValueError("give min and max, or levels: [n1, n2, ...]")
         if self.levels is not None and (self.min is not None or self.max is not None):
             raise ValueError("give either levels or min/max, not both")
+        if self.levels is not None and any(n > MAX_STEPS for n in self.levels):
+            raise ValueError(f"levels: step counts are at most {MAX_STEPS}")
         return self
 
 
