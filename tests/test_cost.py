@@ -119,11 +119,26 @@ def test_noisy_costs_without_fixed_costs_predict_well_real_ones_are_found() -> N
     noisy = [SegmentCost("s", n, 0.1 * n * math.exp(0.05 * rng.gauss(0, 1)), i % 2 == 0)
              for i, n in enumerate(lengths)]
     cm = CostModel(LADDER, noisy)
-    assert max(cm.start_overhead, cm.extend_overhead) < 0.15  # at most noise-sized
+    assert max(cm.fixed("s"), cm.fixed("s", start=False)) < 0.15  # at most noise-sized
     assert cm.segment("s", 50) == pytest.approx(5.0, rel=0.05)
     assert cm.segment("s", 10, start=False) == pytest.approx(1.0, rel=0.1)
     fixed = [SegmentCost(s.model, s.steps, s.seconds + (3.0 if s.start else 0.3), s.start)
              for s in noisy]
     cm = CostModel(LADDER, fixed)
-    assert cm.start_overhead == pytest.approx(3.0, rel=0.3)
+    assert cm.fixed("s") == pytest.approx(3.0, rel=0.3)
     assert cm.segment("s", 20, start=False) < cm.segment("s", 20)
+
+
+def test_a_fixed_cost_that_grows_with_the_model_predicts_a_long_target_run_from_a_short_one() -> None:
+    """Evaluation costs about 20 steps' worth on every model: one 10-step target segment must
+    not be extrapolated as if all of its cost were per-step (the demo's starved confirmation)."""
+    ladder = ModelLadder([ModelRung("s", 5e4, 1.0), ModelRung("m", 2e5, 1.4),
+                          ModelRung("t", 4e6, 10.0)])
+    per_step = {"s": 0.085, "m": 0.12, "t": 0.83}
+    segs = [SegmentCost(m, n, per_step[m] * (n + 20.0), True)
+            for m, lengths in (("s", (10, 30, 90, 10)), ("m", (10, 30)), ("t", (10,)))
+            for n in lengths]
+    cm = CostModel(ladder, segs)
+    assert cm.relative
+    true = per_step["t"] * (90 + 20.0)
+    assert cm.segment("t", 90) == pytest.approx(true, rel=0.15)

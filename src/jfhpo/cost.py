@@ -17,6 +17,15 @@ told apart from the per-step cost once some model has segments of two different 
 0 before that, and are kept only when they explain the costs better than noise would (BIC). An
 extension's fixed cost without any measured extension is the start's.
 
+A fixed cost takes one of two shapes, whichever fits the segments better: seconds that are the
+same on every model (process start-up), or a number of *steps' worth* of the model's own per-step
+cost (evaluation and model loading, which grow with the model like a step does). The second shape
+is what lets one short segment on a large model predict a long one: without it, a 10-step target
+segment whose evaluation costs as much as 20 steps was extrapolated to a 90-step run at three times
+its real cost, and the confirmation reserve starved the search. Each measured model also gets its
+own correction of the per-step cost (its mean log-residual, shrunk towards 0 by one pseudo-segment),
+so a model whose cost hint is off is priced from its own segments.
+
 The unit is whatever the segments were measured in: compute-seconds (``cost``) under
 ``budget.measure: compute``, wall-clock seconds of each segment under ``measure: wall``; the view
 builds the model from the column that matches its budget, so one unit runs end to end.
@@ -84,6 +93,10 @@ class CostModel:
         self.resumable = resumable
         self.a, self.b = 0.0, 0.0
         self.start_overhead, self.extend_overhead = 0.0, 0.0
+        #: True when the fixed costs are in steps of the model's own per-step cost (see above)
+        self.relative = False
+        self._corr: dict[str, float] = {}  # per-model log correction of the per-step cost
+        self._models: list[str] = []  # the model of each fitted segment, in row order
         rows: list[tuple[float, float, float, float, float]] = []  # size, log hint, n, t, start
         self._measured: set[str] = set()
         for seg in map(_as_cost, segments):
@@ -95,28 +108,58 @@ class CostModel:
             rows.append((rung.size_feature, math.log(rung.cost), float(seg.steps), seg.seconds,
                          1.0 if seg.start else 0.0))
             self._measured.add(seg.model)
+            self._models.append(seg.model)
         self.n_segments = len(rows)
         if not rows:
             return
         arr = np.asarray(rows)
         self._s, self._h, self._n, self._t, self._k = (arr[:, i] for i in range(5))
         self.a, self.b = self._fit_rates(0.0, 0.0)
+        self._fit_fixed()
+        if self.start_overhead or self.extend_overhead:
+            self.a, self.b = self._fit_rates(self.start_overhead, self.extend_overhead)
+        self._fit_corrections()
+
+    def _fit_fixed(self) -> None:
+        """Choose the fixed costs (absolute seconds or steps' worth, whichever fits better)."""
         lengths: dict[float, set[float]] = {}
-        for size, _, n, _, _ in rows:
-            lengths.setdefault(size, set()).add(n)
+        for size, n in zip(self._s, self._n):
+            lengths.setdefault(float(size), set()).add(float(n))
         if max(len(v) for v in lengths.values()) < 2:
             return  # one segment length per model: a fixed cost is not identifiable
         starts, exts = self._k == 1.0, self._k == 0.0
-        top_s = 0.95 * float(self._t[starts].min()) if starts.any() else 0.0
-        top_e = 0.95 * float(self._t[exts].min()) if exts.any() else 0.0
-        best = self._search(top_s, top_e, starts.any(), exts.any())
-        if best is not None:
-            self.start_overhead, self.extend_overhead = best
-            self.a, self.b = self._fit_rates(*best)
+        fits: list[tuple[float, bool, tuple[float, float]]] = []
+        for relative in (False, True):
+            self.relative = relative
+            if relative:  # in steps' worth: up to three times the longest segment
+                top_s = top_e = 3.0 * float(self._n.max())
+            else:
+                top_s = 0.95 * float(self._t[starts].min()) if starts.any() else 0.0
+                top_e = 0.95 * float(self._t[exts].min()) if exts.any() else 0.0
+            best = self._search(top_s, top_e, bool(starts.any()), bool(exts.any()))
+            if best is not None:
+                fits.append((self._loss(*best), relative, best))
+        self.relative = False
+        if not fits:
+            return
+        # on one model the two shapes are the same model: keep seconds unless steps' worth
+        # explains the segments clearly better
+        _, self.relative, (start, extend) = min(
+            fits, key=lambda f: f[0] * (1.0 if f[1] else 0.95))
+        self.start_overhead, self.extend_overhead = start, extend
         if not exts.any():
             self.extend_overhead = self.start_overhead
         elif not starts.any():
             self.start_overhead = self.extend_overhead
+
+    def _fit_corrections(self) -> None:
+        """Per-model mean log-residual, shrunk by one pseudo-segment at 0."""
+        pred = self._predict(self.start_overhead, self.extend_overhead, self.a, self.b)
+        res = np.log(self._t) - np.log(np.maximum(pred, 1e-12))
+        sums: dict[str, list[float]] = {}
+        for m, r in zip(self._models, res):
+            sums.setdefault(m, []).append(float(r))
+        self._corr = {m: sum(v) / (len(v) + 1.0) for m, v in sums.items()}
 
     # ---- fitting --------------------------------------------------------------------------
     def _search(self, top_s: float, top_e: float, has_s: bool,
@@ -163,10 +206,19 @@ class CostModel:
     def _fixed(self, start: float, extend: float) -> np.ndarray:
         return np.asarray(np.where(self._k == 1.0, start, extend))
 
+    def _predict(self, start: float, extend: float, a: float, b: float) -> np.ndarray:
+        rate = np.exp(self._h + a + b * self._s)
+        if self.relative:
+            return np.asarray((self._n + self._fixed(start, extend)) * rate)
+        return np.asarray(self._fixed(start, extend) + self._n * rate)
+
     def _fit_rates(self, start: float, extend: float) -> tuple[float, float]:
         """``a`` and ``b`` for given fixed costs (least squares, slope ridge-shrunk to 0)."""
         s = self._s
-        r = np.log(np.maximum(self._t - self._fixed(start, extend), 1e-12) / self._n) - self._h
+        if self.relative:
+            r = np.log(self._t / (self._n + self._fixed(start, extend))) - self._h
+        else:
+            r = np.log(np.maximum(self._t - self._fixed(start, extend), 1e-12) / self._n) - self._h
         if np.ptp(s) > 0:
             sc = s - s.mean()
             b = float((sc @ (r - r.mean())) / (sc @ sc + self.ridge * len(s)))
@@ -175,7 +227,7 @@ class CostModel:
 
     def _loss(self, start: float, extend: float) -> float:
         a, b = self._fit_rates(start, extend)
-        pred = self._fixed(start, extend) + self._n * np.exp(self._h + a + b * self._s)
+        pred = self._predict(start, extend, a, b)
         return float(np.sum((np.log(pred) - np.log(self._t)) ** 2))
 
     # ---- predictions ----------------------------------------------------------------------
@@ -195,15 +247,20 @@ class CostModel:
 
     def per_step(self, model: str) -> float:
         rung = self.ladder[model]
-        return float(rung.cost * math.exp(self.a + self.b * rung.size_feature))
+        return float(rung.cost * math.exp(self.a + self.b * rung.size_feature
+                                          + self._corr.get(model, 0.0)))
+
+    def fixed(self, model: str, *, start: bool = True) -> float:
+        """The fixed cost of a start (or an extension) on ``model``, in the budget's unit."""
+        fixed = self.start_overhead if start else self.extend_overhead
+        return self.per_step(model) * fixed if self.relative else fixed
 
     def segment(self, model: str, steps: float, *, start: bool = True) -> float:
         """Expected cost of one segment training ``steps`` steps on ``model``: a start (from
         step 0) or an extension (from a checkpoint) as ``start`` says."""
         if steps <= 0:
             return 0.0
-        fixed = self.start_overhead if start else self.extend_overhead
-        return fixed + self.per_step(model) * float(steps)
+        return self.fixed(model, start=start) + self.per_step(model) * float(steps)
 
     def between(self, model: str, start_step: int, target_step: int) -> float:
         """Expected cost of growing a run from ``start_step`` to ``target_step``: an extension
@@ -214,4 +271,5 @@ class CostModel:
 
     def __repr__(self) -> str:
         return (f"CostModel(segments={self.n_segments}, a={self.a:.3g}, b={self.b:.3g}, "
-                f"start={self.start_overhead:.3g}, extend={self.extend_overhead:.3g})")
+                f"start={self.start_overhead:.3g}, extend={self.extend_overhead:.3g}"
+                f"{' steps' if self.relative else ''})")

@@ -413,8 +413,9 @@ def _versus(study: Study, runs: tuple[RunResult, ...], winner: Winner | None
     if winner is None:
         return ()
     target = study.ladder.target.name
-    on_target = [r for r in runs if r.model == target and r.steps_done == winner.steps
-                 and r.phase is Phase.CONFIRM]
+    # every full-budget target run of a configuration counts (the winner may be a search run
+    # on the target that scored above its own confirmation run: both are measurements of it)
+    on_target = [r for r in runs if r.model == target and r.steps_done == winner.steps]
     out = []
     wkey = study.space.key(winner.config)
     recipe = study.recipe()
