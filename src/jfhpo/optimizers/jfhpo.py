@@ -53,6 +53,7 @@ from jfhpo.optimizers.surrogate import (
     training_set,
 )
 from jfhpo.records import Extend, RunRecord, Start, Suggestion
+from jfhpo.space import CategoricalParam
 from jfhpo.transfer import measure_transfer
 from jfhpo.view import StudyView, TransferRecord
 
@@ -83,6 +84,9 @@ class JFHPOOptions:
     stopped_score: str = "floor"
     confirm_kappa: float = 0.5
     local_scale: float = 0.1
+    drift: bool = True
+    finish: bool = True
+    finish_margin: float = 0.25
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> JFHPOOptions:
@@ -139,6 +143,10 @@ class JFHPOOptions:
         need(o.stopped_score in _STOPPED, "stopped_score", f"must be one of {list(_STOPPED)}")
         need(is_num(o.confirm_kappa) and o.confirm_kappa >= 0, "confirm_kappa", "must be >= 0")
         need(is_num(o.local_scale) and 0 < o.local_scale <= 1, "local_scale", "must be in (0, 1]")
+        need(isinstance(o.drift, bool), "drift", "must be true or false")
+        need(isinstance(o.finish, bool), "finish", "must be true or false")
+        need(is_num(o.finish_margin) and 0 <= o.finish_margin <= 2, "finish_margin",
+             "must be a number in [0, 2]")
         return o
 
 
@@ -248,6 +256,10 @@ class JFHPOOptimizer(Optimizer):
         started = {view.space.key(r.config) for r in live}
         if len(started) < self.opts.n_init:
             return self._fresh_start(view, rng, models[0], rungs[0], started)
+        if self.opts.finish and self.opts.policy == "ladder" and self._finishing(view, live):
+            final = self._finish(view, live)
+            if final is not None:
+                return final
         if self.opts.policy == "ladder" and self.opts.audit:
             audit = self._audit(view, models, rng, started)
             if audit is not None:
@@ -255,7 +267,7 @@ class JFHPOOptimizer(Optimizer):
         features, data = self._training_data(view, live)
         if len(data) < 2 or np.ptp(data.y) == 0.0:
             return self._fresh_start(view, rng, models[0], rungs[0], started)
-        gp = GPSurrogate(data, seed=self._torch_seed(view), fit_maxiter=self.opts.fit_maxiter)
+        gp = self._fit(view, data)
         pending = [r for r in live if r.busy and r.pending_steps is not None]
         if pending:
             X_p = np.array(
@@ -266,6 +278,53 @@ class JFHPOOptimizer(Optimizer):
             )
             gp = gp.with_fantasies(X_p)
         return self._best_candidate(view, gp, features, models, rng)
+
+    def _fit(self, view: StudyView, data: TrainingSet) -> GPSurrogate:
+        """The surrogate on ``data``, with the size drift on the continuous hyperparameters when
+        ``drift`` is on and the ladder has more than one model."""
+        dims: tuple[int, ...] = ()
+        if self.opts.drift and len(view.ladder.names) > 1:
+            dims = tuple(i for i, p in enumerate(view.space.params)
+                         if not isinstance(p, CategoricalParam))
+        return GPSurrogate(data, seed=self._torch_seed(view), fit_maxiter=self.opts.fit_maxiter,
+                           drift_dims=dims)
+
+    # ---- the end-game: the answer must be a full-budget run on the target ----------------------
+
+    def _final_cost(self, view: StudyView) -> float:
+        model, steps = self._reference(view)
+        return view.cost.segment(model, steps)
+
+    def _finishing(self, view: StudyView, live: Sequence[RunRecord]) -> bool:
+        """Whether the budget left is down to about one full run at the reference fidelity
+        (``1 + finish_margin`` of one): the last chance to train the predicted best there."""
+        if not (view.cost.calibrated and math.isfinite(view.budget_total)):
+            return False
+        model, steps = self._reference(view)
+        if any(r.model == model and r.busy and (r.pending_steps or 0) >= steps for r in live):
+            return False  # a final run is under way
+        return view.budget_left <= (1.0 + self.opts.finish_margin) * self._final_cost(view)
+
+    def _finish(self, view: StudyView, live: Sequence[RunRecord]) -> Suggestion | None:
+        """Train the configuration predicted best at the reference fidelity there, unless it has
+        a full run there already (then the search goes on with what is left). Without this, a
+        tight budget could end with the answer a short run or a proxy's favourite."""
+        model, steps = self._reference(view)
+        ranked = self.confirm(view, 1)
+        if not ranked:
+            return None
+        key = view.space.key(ranked[0])
+        runs = [r for r in live if r.model == model and view.space.key(r.config) == key]
+        if any(r.steps_done >= steps or r.busy for r in runs):
+            return None
+        grow = [r for r in runs if r.stopped is None and self.may_extend(view, r)]
+        if grow:
+            run = max(grow, key=lambda r: r.steps_done)
+            ext = Extend(run_id=run.run_id, steps=steps)
+            if view.ledger.can_pay(view.cost.between(model, run.steps_done, steps)):
+                return ext
+        start = Start(config=dict(ranked[0]), model=model, steps=steps)
+        return start if view.ledger.can_pay(view.cost.segment(model, steps)) else None
 
     @staticmethod
     def _torch_seed(view: StudyView) -> int:
@@ -524,7 +583,7 @@ class JFHPOOptimizer(Optimizer):
         if len(data) < 3 or np.ptp(data.y) == 0.0:
             return super().confirm(view, k)
         with single_thread():
-            gp = GPSurrogate(data, seed=self._torch_seed(view), fit_maxiter=self.opts.fit_maxiter)
+            gp = self._fit(view, data)
         ref_model, ref_steps = self._reference(view)
         configs: dict[str, Mapping[str, Any]] = {}
         for r in done:

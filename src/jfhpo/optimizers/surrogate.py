@@ -23,7 +23,9 @@ import math
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import gpytorch
 import numpy as np
 import torch
 
@@ -34,6 +36,7 @@ from jfhpo.space import SearchSpace
 
 __all__ = [
     "CostModel",
+    "DriftKernel",
     "FidelityFeatures",
     "GPSurrogate",
     "TrainingSet",
@@ -195,6 +198,38 @@ def training_set(
     return build(1, per_run)
 
 
+class DriftKernel(gpytorch.kernels.Kernel):
+    """A kernel whose continuous configuration inputs move with model size (a learned drift).
+
+    Scaling-law studies find the best learning rate moving as a power of the parameter count, so
+    in encoded (log) coordinates the optimum moves linearly in the size feature ``s``. The kernel
+    compares ``u_j + a_j * s`` instead of ``u_j`` for every drift dimension ``j``: with the right
+    ``a``, the function is the same surface at every size, a stationary kernel fits it, and the
+    posterior at the target (``s = 1``) extrapolates the shift seen along the ladder. ``a`` (one
+    number per continuous hyperparameter, a Normal(0, 0.5) prior: no drift unless the data say so)
+    is fitted with the other hyperparameters by marginal likelihood.
+    """
+
+    def __init__(self, base: gpytorch.kernels.Kernel, dims: Sequence[int], size_col: int) -> None:
+        super().__init__()
+        self.base = base
+        self.dims = tuple(int(d) for d in dims)
+        self.size_col = int(size_col)
+        self.register_parameter("drift", torch.nn.Parameter(torch.zeros(len(dims), dtype=DTYPE)))
+        self.register_prior("drift_prior", gpytorch.priors.NormalPrior(0.0, 0.5),
+                            lambda m: m.drift)
+
+    def warp(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with ``drift * size`` added to the drift columns."""
+        shift = torch.zeros(x.shape[-1], dtype=x.dtype)
+        shift = shift.index_put((torch.as_tensor(self.dims, dtype=torch.long),), self.drift)
+        return x + x[..., self.size_col : self.size_col + 1] * shift
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False,
+                **params: Any) -> torch.Tensor:
+        return self.base.forward(self.warp(x1), self.warp(x2), diag=diag, **params)
+
+
 class GPSurrogate:
     """A fitted ``SingleTaskGP`` (RBF-ARD kernel, learned noise) on standardized objectives.
 
@@ -210,6 +245,7 @@ class GPSurrogate:
         *,
         seed: int,
         fit_maxiter: int = 60,
+        drift_dims: Sequence[int] = (),
         _state: dict[str, torch.Tensor] | None = None,
         _scale: tuple[float, float] | None = None,
     ) -> None:
@@ -230,6 +266,9 @@ class GPSurrogate:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.model = SingleTaskGP(X, Y, outcome_transform=None)
+            if drift_dims:
+                self.model.covar_module = DriftKernel(
+                    self.model.covar_module, drift_dims, X.shape[-1] - 2).to(DTYPE)
             if _state is not None:
                 self.model.load_state_dict(_state)
             else:
@@ -243,6 +282,7 @@ class GPSurrogate:
                     )
         self.model.eval()
         self._seed = seed
+        self._drift_dims = tuple(drift_dims)
         self._chol: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
@@ -250,8 +290,20 @@ class GPSurrogate:
         """The learned observation noise variance (standardized units)."""
         return float(self.model.likelihood.noise.detach().mean())
 
+    def _base_kernel(self) -> gpytorch.kernels.Kernel:
+        k = self.model.covar_module
+        return k.base if isinstance(k, DriftKernel) else k
+
     def lengthscales(self) -> np.ndarray:
-        return self.model.covar_module.lengthscale.detach().numpy().reshape(-1).copy()
+        ls: torch.Tensor = self._base_kernel().lengthscale
+        return ls.detach().numpy().reshape(-1).copy()
+
+    def drift(self) -> np.ndarray:
+        """The fitted drift per drift dimension (encoded units per unit of the size feature)."""
+        if not self._drift_dims:
+            return np.zeros(0)
+        drift: torch.Tensor = self.model.covar_module.drift
+        return drift.detach().numpy().copy()
 
     def with_fantasies(self, X_pending: np.ndarray) -> GPSurrogate:
         """A copy that also 'observed' its own posterior mean at ``X_pending`` (kriging believer).
@@ -268,7 +320,8 @@ class GPSurrogate:
         )
         state = {k: v.clone() for k, v in self.model.state_dict().items()}
         return GPSurrogate(
-            data, seed=self._seed, _state=state, _scale=(self.y_mean, self.y_std)
+            data, seed=self._seed, drift_dims=self._drift_dims, _state=state,
+            _scale=(self.y_mean, self.y_std)
         )
 
     def _cache(self) -> tuple[torch.Tensor, torch.Tensor]:
