@@ -316,10 +316,10 @@ def test_drift_is_fitted_from_the_ladder_and_moves_the_predicted_optimum() -> No
     gp = opt._fit(view, data)
     assert gp.drift().shape == (2,)
     # the kernel compares u + a * size: the optimum moving up with size means a < 0
-    assert gp.drift()[0] < -0.2
+    assert gp.drift()[0] < -0.3
     grid = np.column_stack([np.linspace(0, 1, 101), np.full(101, 0.5)])
     mu, _ = gp.predict(features.rows(grid, "target", 36))
-    assert abs(grid[int(np.argmax(mu)), 0] - 0.8) < 0.15
+    assert grid[int(np.argmax(mu)), 0] > 0.6  # the small model's optimum is at 0.2
     off = JFHPOOptimizer({**FAST, "drift": False})._fit(view, data)
     assert off.drift().shape == (0,)
 

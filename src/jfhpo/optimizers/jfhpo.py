@@ -87,6 +87,7 @@ class JFHPOOptions:
     drift: bool = True
     finish: bool = True
     finish_margin: float = 0.25
+    long_target_starts: str = "seen"
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> JFHPOOptions:
@@ -144,6 +145,8 @@ class JFHPOOptions:
         need(is_num(o.confirm_kappa) and o.confirm_kappa >= 0, "confirm_kappa", "must be >= 0")
         need(is_num(o.local_scale) and 0 < o.local_scale <= 1, "local_scale", "must be in (0, 1]")
         need(isinstance(o.drift, bool), "drift", "must be true or false")
+        need(o.long_target_starts in ("seen", "any"), "long_target_starts",
+             "must be 'seen' or 'any'")
         need(isinstance(o.finish, bool), "finish", "must be true or false")
         need(is_num(o.finish_margin) and 0 <= o.finish_margin <= 2, "finish_margin",
              "must be a number in [0, 2]")
@@ -508,6 +511,12 @@ class JFHPOOptimizer(Optimizer):
                 if k not in runs_by or r.steps_done > runs_by[k].steps_done:
                     runs_by[k] = r
         keys = [space.key(c) for c in configs]
+        target, first = view.ladder.target.name, view.steps.rungs()[0]
+        longest: dict[str, int] = {}
+        for r in view.runs:
+            if not r.failed and r.stopped is None:
+                ck = space.key(r.config)
+                longest[ck] = max(longest.get(ck, 0), r.steps_done)
         best_val, best_sug, best_cost = -math.inf, None, math.inf
         cheapest: tuple[float, Suggestion] | None = None
         for model in models:
@@ -527,6 +536,10 @@ class JFHPOOptimizer(Optimizer):
                     )
                     if sug is None:
                         continue
+                    if (self.opts.long_target_starts == "seen" and isinstance(sug, Start)
+                            and model == target and steps > first
+                            and longest.get(key, 0) < steps):
+                        continue  # a long target run only for a curve seen that long
                     if cheapest is None or cost < cheapest[0]:
                         cheapest = (cost, sug)
                     if not ledger.can_pay(cost):
