@@ -95,6 +95,8 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "bohb": ("bohb", {}),
     "jfhpo": ("jfhpo", {}),
     "jfhpo-paper": ("jfhpo", {"policy": "fixed_proxy", "acquisition": "ei"}),
+    # the optimizer before this branch's changes (commit 7e2f532); rows come from --merge only
+    "jfhpo-before": ("jfhpo", {}),
 }
 
 
@@ -202,7 +204,28 @@ def main(argv: list[str] | None = None) -> int:
                     choices=list(METHODS))
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "asktell")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="CSV[:NAME]",
+                    help="only summarize these CSVs (a :NAME renames their jfhpo rows)")
     args = ap.parse_args(argv)
+    if args.merge:
+        merged: list[dict[str, Any]] = []
+        for item in args.merge:
+            path, _, rename = item.partition(":")
+            with open(path, newline="") as f:
+                read = list(csv.DictReader(f))
+            for r in read:
+                r = {**r, "budget": float(r["budget"]), "seed": int(r["seed"]),
+                     "regret": float(r["regret"]), "trials": int(r["trials"]),
+                     "target_trials": int(r["target_trials"])}
+                if rename and r["method"] == "jfhpo":
+                    r["method"] = rename
+                merged.append(r)
+        args.out.mkdir(parents=True, exist_ok=True)
+        cmd = "python bench/optimizer/asktell.py " + " ".join(
+            argv if argv is not None else sys.argv[1:])
+        (args.out / "asktell.md").write_text(summarize(merged, cmd))
+        print(summarize(merged, cmd))
+        return 0
     jobs = [(p, m, b, s) for p in args.problems for b in args.budgets
             for s in range(args.first_seed, args.first_seed + args.seeds) for m in args.methods]
     rows: list[dict[str, Any]] = []

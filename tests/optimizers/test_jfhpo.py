@@ -241,6 +241,9 @@ def test_initial_design_is_random_at_the_cheapest_fidelity() -> None:
         ({"audit_fraction": 0}, "audit_fraction"),
         ({"n_init": True}, "n_init"),
         ({"bogus": 1}, "bogus"),
+        ({"drift": 1}, "drift"),
+        ({"finish_margin": 3}, "finish_margin"),
+        ({"long_target_starts": "never"}, "long_target_starts"),
     ],
 )
 def test_bad_options_name_the_option(options: dict[str, Any], name: str) -> None:
@@ -343,3 +346,17 @@ def test_finish_trains_the_predicted_best_on_the_target_when_the_budget_is_nearl
     # with plenty left, no early finish
     roomy = make_view(runs[:-1], len(runs) - 1, budget_total=spent + 20 * full, budget_spent=spent)
     assert opt._finishing(roomy, list(roomy.runs)) is False
+
+
+def test_long_target_starts_only_for_curves_seen_that_long() -> None:
+    opt = JFHPOOptimizer({**FAST, "audit": False, "finish": False})
+    runs: list[RunRecord] = []
+    first = STEPS.rungs()[0]
+    for i in range(14):
+        view = make_view(runs, i)
+        sug = opt.suggest(view)
+        if isinstance(sug, Start) and sug.model == "target" and sug.steps > first:
+            key = view.space.key(sug.config)
+            assert any(view.space.key(r.config) == key and r.steps_done >= sug.steps
+                       for r in runs), sug
+        apply(runs, sug)
