@@ -333,6 +333,11 @@ def test_finish_trains_the_predicted_best_on_the_target_when_the_budget_is_nearl
     full = 10.0 * 36  # one full-budget target run, in the views' cost units
     spent = sum(r.cost for r in runs)
     opt = JFHPOOptimizer(FAST)
+    # the target's cost is only extrapolated: no finish before half the budget is spent
+    early = make_view(runs, len(runs), budget_total=spent + 1.1 * full, budget_spent=spent)
+    assert spent < 0.5 * (spent + 1.1 * full) and opt._finishing(early, runs) is False
+    spent += full  # (spent elsewhere)
+    opt = JFHPOOptimizer(FAST)
     view = make_view(runs, len(runs), budget_total=spent + 1.1 * full, budget_spent=spent)
     sug = opt.suggest(view)
     assert isinstance(sug, Start) and sug.model == "target" and sug.steps == 36

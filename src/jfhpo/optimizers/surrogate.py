@@ -305,11 +305,17 @@ class GPSurrogate:
                 self.model.load_state_dict(_state)
             else:
                 mll = ExactMarginalLogLikelihood(self.model.likelihood, self.model)
+                # L-BFGS makes about 1.5 evaluations per iteration; with many points each costs
+                # more, so they are capped at ``fit_maxiter`` too (keeps a decision at 500
+                # observations under 1 s of CPU, bench/optimizer/suggest_time.py)
+                options: dict[str, int] = {"maxiter": fit_maxiter}
+                if len(data) >= 250:
+                    options["maxfun"] = fit_maxiter
                 with torch.random.fork_rng():
                     torch.manual_seed(seed)
                     fit_gpytorch_mll(
                         mll,
-                        optimizer_kwargs={"options": {"maxiter": fit_maxiter}},
+                        optimizer_kwargs={"options": options},
                         max_attempts=2,
                     )
         self.model.eval()
