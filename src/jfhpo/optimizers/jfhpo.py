@@ -298,6 +298,20 @@ class JFHPOOptimizer(Optimizer):
         model, steps = self._reference(view)
         return view.cost.segment(model, steps)
 
+    def _cost_trusted(self, view: StudyView) -> bool:
+        """Whether the cost model's figure for a final run is more than a guess: the reference
+        model was measured, or segments of different lengths separated the fixed cost."""
+        model, _ = self._reference(view)
+        return view.cost.measured(model) or view.cost.start_overhead > 0
+
+    def _final_reserve(self, view: StudyView) -> float:
+        """What the search must leave for the end-game: one final run, once its cost is trusted
+        (0 when the end-game is off or the budget unbounded)."""
+        if not (self.opts.finish and self.opts.policy == "ladder" and view.cost.calibrated
+                and math.isfinite(view.budget_total) and self._cost_trusted(view)):
+            return 0.0
+        return self._final_cost(view)
+
     def _finishing(self, view: StudyView, live: Sequence[RunRecord]) -> bool:
         """Whether the budget left is down to about one full run at the reference fidelity
         (``1 + finish_margin`` of one): the last chance to train the predicted best there."""
@@ -306,7 +320,7 @@ class JFHPOOptimizer(Optimizer):
         model, steps = self._reference(view)
         if any(r.model == model and r.busy and (r.pending_steps or 0) >= steps for r in live):
             return False  # a final run is under way
-        if not view.cost.measured(model) and view.budget_spent < 0.5 * view.budget_total:
+        if not self._cost_trusted(view) and view.budget_spent < 0.5 * view.budget_total:
             # the cost of a run there is extrapolated from short proxy segments, whose fixed
             # costs it cannot tell apart (it over-estimated 2-6x on the synthetic problems):
             # such an estimate alone must not end the search before half the budget is spent
@@ -522,6 +536,7 @@ class JFHPOOptimizer(Optimizer):
             if not r.failed and r.stopped is None:
                 ck = space.key(r.config)
                 longest[ck] = max(longest.get(ck, 0), r.steps_done)
+        reserve = self._final_reserve(view)
         best_val, best_sug, best_cost = -math.inf, None, math.inf
         cheapest: tuple[float, Suggestion] | None = None
         for model in models:
@@ -547,8 +562,8 @@ class JFHPOOptimizer(Optimizer):
                         continue  # a long target run only for a curve seen that long
                     if cheapest is None or cost < cheapest[0]:
                         cheapest = (cost, sug)
-                    if not ledger.can_pay(cost):
-                        continue
+                    if not ledger.can_pay(cost + reserve):
+                        continue  # the search leaves the end-game its final run
                     v = float(value[i]) / max(cost, 1e-12)
                     if v > best_val or (v == best_val and cost < best_cost):
                         best_val, best_sug, best_cost = v, sug, cost
