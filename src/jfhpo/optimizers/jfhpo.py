@@ -332,10 +332,13 @@ class JFHPOOptimizer(Optimizer):
         a full run there already (then the search goes on with what is left). Without this, a
         tight budget could end with the answer a short run or a proxy's favourite."""
         model, steps = self._reference(view)
-        ranked = self.confirm(view, 1)
+        ranked = self.confirm(view, 1_000_000)
         if not ranked:
             return None
-        key = view.space.key(ranked[0])
+        sound = self._sound_configs(view, live, steps)
+        final = next((c for c in ranked if view.space.key(c) in sound), ranked[0])
+        ranked = [final]
+        key = view.space.key(final)
         runs = [r for r in live if r.model == model and view.space.key(r.config) == key]
         if any(r.steps_done >= steps or r.busy for r in runs):
             return None
@@ -347,6 +350,29 @@ class JFHPOOptimizer(Optimizer):
                 return ext
         start = Start(config=dict(ranked[0]), model=model, steps=steps)
         return start if view.ledger.can_pay(view.cost.segment(model, steps)) else None
+
+    @staticmethod
+    def _sound_configs(view: StudyView, live: Sequence[RunRecord], steps: int) -> set[str]:
+        """Configurations some run trained for ``steps`` steps (on any model) and none of whose
+        runs collapsed (stopped by a rule, or ending more than half its curve's range below its
+        peak and by more than a fifth of it): the only ones the end-game trusts. A learning rate
+        that diverges late on a proxy diverges on the target, while its short runs look best."""
+        long_enough: set[str] = set()
+        bad: set[str] = set()
+        for r in live:
+            key = view.space.key(r.config)
+            vals = [v for _, v in sorted(r.curve) if math.isfinite(v)]
+            if r.score is not None and math.isfinite(r.score):
+                vals.append(float(r.score))
+            if r.stopped is not None:
+                bad.add(key)
+            elif len(vals) >= 2:
+                peak, last = max(vals), vals[-1]
+                if peak - last > 0.5 * (peak - min(vals)) and peak - last > 0.2 * abs(peak):
+                    bad.add(key)
+            if r.steps_done >= steps:
+                long_enough.add(key)
+        return long_enough - bad
 
     @staticmethod
     def _torch_seed(view: StudyView) -> int:
