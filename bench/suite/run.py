@@ -240,7 +240,8 @@ def _report(summary: list[dict[str, Any]], eff: list[dict[str, Any]], out: Path,
         for m in methods:
             cells = []
             for b in BUDGETS:
-                r = next((s for s in summary if (s["problem"], s["budget"], s["method"]) == (prob, b, m)), None)
+                r = next((s for s in summary
+                          if (s["problem"], s["budget"], s["method"]) == (prob, b, m)), None)
                 if r is None:
                     cells.append("-")
                     continue
