@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import platform
@@ -168,6 +169,8 @@ def summarize(rows: list[dict[str, Any]], reach: list[dict[str, Any]], out: Path
     for prob in problems:
         for b in BUDGETS:
             present = [m for m in methods if (prob, b, m) in by]
+            if not present:
+                continue
             seeds = sorted(set.intersection(*(set(by[(prob, b, m)]) for m in present)))
             mat = np.array([[by[(prob, b, m)][s] for m in present] for s in seeds])
             ranks = np.array([rankdata(row) for row in mat]).mean(axis=0) if len(seeds) else []
@@ -310,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-decisions", type=int, default=80)
     ap.add_argument("--recording", default=None, help="replay file (default: the packaged one)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "suite")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the trajectories already in OUT/trajectories.jsonl (same recording)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="write the tables from OUT/trajectories.jsonl without running anything")
     args = ap.parse_args(argv)
     all_methods = list(method_table("target"))
     methods = args.methods or all_methods
@@ -317,46 +324,108 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"--methods: unknown {bad}; valid: {all_methods}", file=sys.stderr)
         return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    journal = args.out / "trajectories.jsonl"
+    tag = _recording_tag(args)
+    if not args.resume and not args.report_only and journal.exists():
+        journal.unlink()
+    previous = _read_journal(journal, tag)
+    done = {(r["problem"], r["method"], r["seed"]) for r in previous}
     tasks = []
-    for prob in args.problems:
-        for m in methods:
-            if m == "manual" and prob in ("rosenbrock-mf", "hartmann-mf"):
-                continue
-            for s in range(1 if m in SPECIAL and m != "manual" else args.seeds):
-                tasks.append((prob, m, s))
-    # the expensive (model-based) methods first so the pool ends evenly
-    tasks.sort(key=lambda t: (not t[1].startswith(("jfhpo", "smac", "bohb", "optuna", "dehb")), t))
+    # seed-major order: a run cut short still has every method on the same seeds
+    for s in range(args.seeds):
+        for prob in args.problems:
+            for m in methods:
+                if m == "manual" and prob in ("rosenbrock-mf", "hartmann-mf"):
+                    continue
+                if m in SPECIAL and m != "manual" and s > 0:
+                    continue  # deterministic: one run stands for every seed
+                if (prob, m, s) not in done:
+                    tasks.append((prob, m, s))
     t0 = time.perf_counter()
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = list(previous)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with ProcessPoolExecutor(args.workers) as pool:
-        futs = [pool.submit(run_task, p, m, s, args.recording, args.max_decisions) for p, m, s in tasks]
-        for i, fut in enumerate(as_completed(futs)):
-            res = fut.result()
-            results.append(res)
-            if (i + 1) % 50 == 0 or i + 1 == len(futs):
-                print(f"{i + 1}/{len(futs)} trajectories, {time.perf_counter() - t0:.0f} s", flush=True)
+    if tasks and not args.report_only:
+        with ProcessPoolExecutor(args.workers) as pool:
+            futs = [pool.submit(run_task, p, m, s, args.recording, args.max_decisions)
+                    for p, m, s in tasks]
+            for i, fut in enumerate(as_completed(futs)):
+                res = fut.result()
+                res["recording"] = tag if res["problem"] == "replay-tiny" else ""
+                results.append(res)
+                with open(journal, "a") as f:
+                    f.write(json.dumps(res) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                if (i + 1) % 25 == 0 or i + 1 == len(futs):
+                    print(f"{i + 1}/{len(futs)} trajectories, {time.perf_counter() - t0:.0f} s", flush=True)
+    # only seeds every method finished are compared (a resumed or cut run may lack some)
+    complete = _complete_seeds(results, methods, args.problems, args.seeds)
+    results = [r for r in results if r["seed"] in complete.get(r["problem"], set())
+               or (r["method"] in SPECIAL and r["method"] != "manual")]
     wall = time.perf_counter() - t0
+    if not results:
+        print("no finished trajectories", file=sys.stderr)
+        return 1
     rows = [r for res in results for r in res["rows"]]
     # deterministic methods ran once: their one row stands for every seed
     for res in results:
         if res["method"] in SPECIAL and res["method"] != "manual":
-            rows += [{**r, "seed": s} for s in range(1, args.seeds) for r in res["rows"]]
+            rows += [{**r, "seed": s} for s in sorted(complete.get(res["problem"], set())) if s > 0
+                     for r in res["rows"]]
     reach = [{"problem": r["problem"], "method": r["method"], "reach": r["reach"]} for r in results]
     rows.sort(key=lambda r: (r["problem"], r["method"], r["seed"], r["budget"]))
     args.out.mkdir(parents=True, exist_ok=True)
     _write_csv(args.out / "runs.csv", rows)
-    secs: dict[str, list[float]] = defaultdict(list)
+    cpu: dict[str, list[float]] = defaultdict(list)
     for res in results:
-        secs[res["method"]].append(res["seconds"])
+        cpu[res["method"]].append(res["cpu"])
+    total_cpu = sum(res["cpu"] for res in results)
     note = _recording_note(args)
-    note += "  \nSeconds per trajectory (mean): " + ", ".join(
-        f"{m} {np.mean(v):.1f}" for m, v in sorted(secs.items()))
+    note += (f"  \nCPU seconds in the trajectories: {total_cpu:.0f} in all; per trajectory (mean): "
+             + ", ".join(f"{m} {np.mean(v):.1f}" for m, v in sorted(cpu.items())))
     note += f"  \nCommit: {_commit()} (working tree may differ: see git log of bench/results/suite)."
     command = "python bench/suite/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     summarize(rows, reach, args.out, note, command.strip(), wall, methods, args.problems)
     print(f"wrote {args.out} in {wall / 60:.1f} min")
     return 0
+
+
+def _recording_tag(args: argparse.Namespace) -> str:
+    """Which recording the replay problem used (results of another one are not mixed in)."""
+    if "replay-tiny" not in args.problems:
+        return ""
+    rec = get_problem("replay-tiny", args.recording).rec  # type: ignore[attr-defined]
+    return f"{len(rec.complete)} configs, {len(rec.runs)} runs"
+
+
+def _read_journal(path: Path, tag: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if r["problem"] != "replay-tiny" or r.get("recording") == tag:
+            out.append(r)
+    return out
+
+
+def _complete_seeds(results: list[dict[str, Any]], methods: list[str], problems: list[str],
+                    seeds: int) -> dict[str, set[int]]:
+    """Per problem: the seeds on which every (seeded) method has a trajectory."""
+    have: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for r in results:
+        have[(r["problem"], r["method"])].add(r["seed"])
+    out: dict[str, set[int]] = {}
+    for prob in problems:
+        seeded = [m for m in methods if m not in SPECIAL or m == "manual"]
+        seeded = [m for m in seeded if not (m == "manual" and prob in ("rosenbrock-mf", "hartmann-mf"))]
+        sets = [have[(prob, m)] for m in seeded]
+        out[prob] = set.intersection(*sets) & set(range(seeds)) if sets else set(range(seeds))
+    return out
 
 
 def _recording_note(args: argparse.Namespace) -> str:
