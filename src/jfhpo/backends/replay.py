@@ -453,7 +453,8 @@ class ReplayBackend(Backend):
         for p in rec.space.params:
             if isinstance(p, FloatParam):
                 log = ", log: true" if p.log else ""
-                space.append(f"  {p.name}: {{type: float, low: {p.low:g}, high: {p.high:g}{log}}}")
+                space.append(f"  {p.name}: {{type: float, low: {_yaml_float(p.low)}, "
+                             f"high: {_yaml_float(p.high)}{log}}}")
             elif isinstance(p, IntParam):
                 log = ", log: true" if p.log else ""
                 space.append(f"  {p.name}: {{type: int, low: {p.low}, high: {p.high}{log}}}")
@@ -463,6 +464,15 @@ class ReplayBackend(Backend):
             n=len(rec.complete), steps=rec.max_steps, models="\n".join(lines),
             space="\n".join(space), budget=round(5 * full), full=full,
         )
+
+
+def _yaml_float(x: float) -> str:
+    """A float YAML reads back as a float (YAML 1.1 wants a dot in '3.0e-06', not '3e-06')."""
+    text = repr(float(x))
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
 
 
 _EXAMPLE = """\
