@@ -153,6 +153,7 @@ _REGISTRY: dict[str, type[Backend]] = {}
 _BUILTIN: dict[str, str] = {
     "synthetic": "jfhpo.backends.synthetic",
     "tiny": "jfhpo.backends.tiny",
+    "replay": "jfhpo.backends.replay",
 }
 
 
