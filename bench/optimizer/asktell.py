@@ -95,6 +95,8 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "bohb": ("bohb", {}),
     "jfhpo": ("jfhpo", {}),
     "jfhpo-paper": ("jfhpo", {"policy": "fixed_proxy", "acquisition": "ei"}),
+    "jfhpo-nofinish": ("jfhpo", {"finish": False}),
+    "jfhpo-nodrift": ("jfhpo", {"drift": False}),
     # the optimizer before this branch's changes (commit 7e2f532); rows come from --merge only
     "jfhpo-before": ("jfhpo", {}),
 }
