@@ -314,7 +314,7 @@ def _spread_runs() -> list[RunRecord]:
 def test_drift_is_fitted_from_the_ladder_and_moves_the_predicted_optimum() -> None:
     runs = _spread_runs()
     view = make_view(runs, len(runs))
-    opt = JFHPOOptimizer(FAST)
+    opt = JFHPOOptimizer({**FAST, "drift": True})
     features, data = opt._training_data(view, runs)
     gp = opt._fit(view, data)
     assert gp.drift().shape == (2,)
@@ -332,12 +332,11 @@ def test_finish_trains_the_predicted_best_on_the_target_when_the_budget_is_nearl
             for i, u in enumerate(np.linspace(0.05, 0.95, 6))]
     full = 10.0 * 36  # one full-budget target run, in the views' cost units
     spent = sum(r.cost for r in runs)
-    opt = JFHPOOptimizer(FAST)
+    opt = JFHPOOptimizer({**FAST, "finish": True})
     # the target's cost is only extrapolated: no finish before half the budget is spent
     early = make_view(runs, len(runs), budget_total=spent + 1.1 * full, budget_spent=spent)
     assert spent < 0.5 * (spent + 1.1 * full) and opt._finishing(early, runs) is False
     spent += full  # (spent elsewhere)
-    opt = JFHPOOptimizer(FAST)
     view = make_view(runs, len(runs), budget_total=spent + 1.1 * full, budget_spent=spent)
     sug = opt.suggest(view)
     assert isinstance(sug, Start) and sug.model == "target" and sug.steps == 36
@@ -354,7 +353,7 @@ def test_finish_trains_the_predicted_best_on_the_target_when_the_budget_is_nearl
 
 
 def test_long_target_starts_only_for_curves_seen_that_long() -> None:
-    opt = JFHPOOptimizer({**FAST, "audit": False, "finish": False})
+    opt = JFHPOOptimizer({**FAST, "audit": False, "long_target_starts": "seen"})
     runs: list[RunRecord] = []
     first = STEPS.rungs()[0]
     for i in range(14):
