@@ -95,10 +95,9 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "bohb": ("bohb", {}),
     "jfhpo": ("jfhpo", {}),
     "jfhpo-paper": ("jfhpo", {"policy": "fixed_proxy", "acquisition": "ei"}),
-    "jfhpo-nofinish": ("jfhpo", {"finish": False}),
-    "jfhpo-nodrift": ("jfhpo", {"drift": False}),
-    # the optimizer before this branch's changes (commit 7e2f532); rows come from --merge only
-    "jfhpo-before": ("jfhpo", {}),
+    # the three options tried on this branch (off by default: they did not win here)
+    "jfhpo-all-on": ("jfhpo", {"drift": True, "finish": True, "long_target_starts": "seen"}),
+    "jfhpo-nofinish": ("jfhpo", {"drift": True, "long_target_starts": "seen"}),
 }
 
 
