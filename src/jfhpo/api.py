@@ -135,10 +135,10 @@ class AskTell:
             if rid is None:
                 assert p.config is not None and p.model is not None
                 rid = st.add_run(p.suggestion_id, p.config, p.model, p.phase)
-            run = st.runs[rid]
             seg = st.add_segment(rid, p.suggestion_id, p.start, p.target)
             st.update_segment(seg, status=int(SegmentStatus.RUNNING))
-            return Trial(seg, rid, dict(run.config), run.model, p.start, p.target, p.phase)
+            return Trial(seg, rid, dict(st.runs[rid].config), st.runs[rid].model, p.start,
+                         p.target, p.phase)
         view = self.view()
         if view.ledger.left <= 0:
             return None
@@ -151,10 +151,10 @@ class AskTell:
             rid = st.add_run(sid, config, s.model, s.phase)
             start, steps, model = 0, s.steps, s.model
         elif isinstance(s, Extend):
-            run = view.run(s.run_id)
+            rec = view.run(s.run_id)
             sid = st.add_suggestion("extend", s.steps, s.phase, run_id=s.run_id)
-            rid, start, steps, model, config = s.run_id, run.steps_done, s.steps, run.model, dict(
-                run.config)
+            rid, start, steps, model, config = s.run_id, rec.steps_done, s.steps, rec.model, dict(
+                rec.config)
         else:  # pragma: no cover
             raise TypeError(s)
         seg = st.add_segment(rid, sid, start, steps)

@@ -24,6 +24,7 @@ class UserError(Exception):
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
     from jfhpo.backends.base import BackendError
+    from jfhpo.executors.base import ExecutorError
     from jfhpo.fidelity import LadderError
     from jfhpo.optimizers.base import OptimizerError
     from jfhpo.space import SpaceError
@@ -31,7 +32,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from jfhpo.stopping.base import RuleError
 
     return (UserError, StudyFileError, SpaceError, LadderError, BackendError, OptimizerError,
-            RuleError, FileExistsError)
+            RuleError, FileExistsError, ExecutorError)
 
 
 def _check(spec: Any) -> None:
@@ -44,12 +45,18 @@ def _check(spec: Any) -> None:
     backend.validate(spec.search_space(), spec.ladder())
     get_optimizer(spec.optimizer.name)(spec.optimizer.options)
     build_rules(spec.stopping)
+    from jfhpo.executors import validate_executor
+
+    validate_executor(spec)
 
 
 def _load(path: str, overrides: dict[str, Any]) -> Any:
     from jfhpo.spec import load_spec, parse_spec
 
     spec = load_spec(path)
+    from jfhpo.backends.base import add_backend_path
+
+    add_backend_path(Path(path).resolve().parent)  # a `module:Class` backend beside the file
     if overrides:
         data = spec.model_dump(mode="json")
         for key, value in overrides.items():
@@ -117,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     objective = spec.objective_metric(get_backend(spec.backend.name).default_objective)
     study = Study.create(out, spec, objective)
+    study.set_spec_dir(Path(args.study).resolve().parent)
     args.workers = None  # already applied to the spec
     return _run(study, args)
 
@@ -166,6 +174,12 @@ def cmd_best(args: argparse.Namespace) -> int:
         print(f"how: {best['how']}")
         for k, v in best["config"].items():
             print(f"  {k}: {v}")
+        extra = {k: v for k, v in best.get("effective_config", {}).items()
+                 if k not in best["config"]}
+        if extra:
+            print("as the trainer takes it, with the backend's defaults and the fixed keys:")
+            for k, v in sorted(extra.items()):
+                print(f"  {k}: {v}")
     return 0
 
 

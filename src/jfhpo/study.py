@@ -107,6 +107,10 @@ class Study:
             raise StorageError(f"{folder} is not a study folder (no {DB_NAME})")
         storage = Storage(db)
         meta = storage.meta()
+        if meta.get("spec_dir"):
+            from jfhpo.backends.base import add_backend_path
+
+            add_backend_path(meta["spec_dir"])  # where a `module:Class` backend was found
         spec = parse_spec(yaml.safe_load(meta["spec"]))
         return cls(folder, storage, spec, meta["objective"])
 
@@ -218,6 +222,11 @@ class Study:
     def set_phase(self, phase: Phase) -> None:
         self.storage.set_meta("phase", phase.value)
         self.phase = phase
+
+    def set_spec_dir(self, folder: str | Path) -> None:
+        """Remember the study file's folder, where a ``module:Class`` backend may live, so that
+        ``jfhpo resume`` finds it again."""
+        self.storage.set_meta("spec_dir", str(folder))
 
     def set_recipe(self, config: Mapping[str, Any]) -> None:
         """Remember the backend's recipe configuration (the no-search baseline)."""

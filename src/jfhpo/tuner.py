@@ -15,14 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 from jfhpo import wiring
-from jfhpo.backends.base import Backend, SegmentOutcome, SegmentTask
+from jfhpo.backends.base import Backend, SegmentOutcome
 from jfhpo.checkpoints import CheckpointRegistry
 from jfhpo.executors import base as events
 from jfhpo.optimizers.base import Optimizer
 from jfhpo.planning.ledger import suggestion_cost
 from jfhpo.progress import ProgressSink, Snapshot
 from jfhpo.records import Extend, Phase, SegmentRecord, SegmentStatus, Start, Suggestion, Verdict
-from jfhpo.stopping.base import RunHistory, StoppingRule
+from jfhpo.stopping.base import StoppingRule
 from jfhpo.study import Study
 from jfhpo.view import StudyView
 from jfhpo.wiring import PrepareError, StudyAborted, default_cache_dir, run_study
@@ -86,7 +86,8 @@ class Tuner:
                 self._handle(event)
             if not isinstance(event, events.ObservationEvent) or self.clock() - self._shown > 0.5:
                 self._shown = self.clock()
-                self.sink.update(wiring.fill_snapshot(self.snap, self.study, self.view(), self.in_flight))
+                self.sink.update(wiring.fill_snapshot(self.snap, self.study, self.view(),
+                                                      self.in_flight))
 
     def _fill(self, phase: Phase) -> bool:
         """Start what can start; True when the queue's head cannot (resources or budget)."""
@@ -95,6 +96,8 @@ class Tuner:
                 view = self.view()
                 if self._exhausted or phase is Phase.CONFIRM or view is self._refused:
                     return False
+                if not view.cost.calibrated and self.in_flight:
+                    return False  # costs unknown: one probe segment measures them first
                 s = self.optimizer.suggest(view)
                 if s is None or not view.ledger.can_pay(suggestion_cost(view, s)):
                     # nothing (affordable) to do: ask again once something has changed
@@ -109,7 +112,8 @@ class Tuner:
                 if not self.in_flight:
                     self._warn(f"confirmation run {rid} not started: the budget cannot pay for it")
                 return True
-            if not self.executor.can_submit(self._task(rid, -1, start, target)):
+            probe = wiring.make_task(self.study, self.registry, rid, -1, start, target, "")
+            if not self.executor.can_submit(probe):
                 return True
             self.queue.popleft()
             self._launch(rid, sid, start, target)
@@ -130,7 +134,8 @@ class Tuner:
             if s.model not in st.ladder:
                 raise ValueError(f"optimizer suggested unknown model {s.model!r}")
             sid = st.add_suggestion("start", steps, s.phase, config=config, model=s.model)
-            self.queue.append((self._new_run(sid, config, s.model, s.phase), sid, 0, steps))
+            rid = wiring.new_run(st, self.backend, sid, config, s.model, s.phase)
+            self.queue.append((rid, sid, 0, steps))
         elif isinstance(s, Extend):
             run = self.view().run(s.run_id)
             if run.busy or run.stopped is not None or steps <= run.steps_done:
@@ -140,10 +145,6 @@ class Tuner:
             self._queue_pending(only=sid)
         self._view = None
 
-    def _new_run(self, sid: int, config: Any, model: str, phase: Phase) -> int:
-        eff = self.backend.effective_config({**self.study.spec.fixed, **config})
-        return self.study.add_run(sid, config, model, phase, eff)
-
     def _queue_pending(self, only: int | None = None) -> None:
         """Queue, in decision order, every stored decision not carried out yet (the resume
         planner), adding the new runs it asks for (a checkpoint gone, a confirmation retry)."""
@@ -151,18 +152,16 @@ class Tuner:
             rid = p.run_id
             if rid is None:
                 assert p.config is not None and p.model is not None
-                rid = self._new_run(p.suggestion_id, p.config, p.model, p.phase)
+                rid = wiring.new_run(self.study, self.backend, p.suggestion_id, p.config,
+                                     p.model, p.phase)
             if p.why:
                 self._warn(p.why)
             self.queue.append((rid, p.suggestion_id, p.start, p.target))
 
-    def _task(self, run_id: int, seg_id: int, start: int, target: int) -> SegmentTask:
-        return wiring.make_task(self.study, self.registry, run_id, seg_id, start, target, self.cache_dir)
-
     def _launch(self, run_id: int, suggestion_id: int, start: int, target: int) -> None:
         st = self.study
         seg_id = st.add_segment(run_id, suggestion_id, start, target)
-        task = self._task(run_id, seg_id, start, target)
+        task = wiring.make_task(st, self.registry, run_id, seg_id, start, target, self.cache_dir)
         st.update_segment(seg_id, status=int(SegmentStatus.RUNNING), started=time.time())
         self.in_flight[seg_id] = st.segments[seg_id]
         self._launched[seg_id] = self.clock()
@@ -181,68 +180,33 @@ class Tuner:
             self.sink.message(ev.message)
 
     def _observe(self, ev: events.ObservationEvent) -> Verdict:
-        st = self.study
-        seg = st.segments[ev.segment_id]
-        st.add_observation(ev.segment_id, ev.step, ev.metrics)
+        seg = self.study.segments[ev.segment_id]
+        self.study.add_observation(ev.segment_id, ev.step, ev.metrics)
         if seg.reason is not None:
             return Verdict.STOP
-        run = st.runs[seg.run_id]
-        if self.rules is None or run.phase is Phase.CONFIRM:
-            return Verdict.CONTINUE
-        history = RunHistory(seg.run_id, run.model, run.config, tuple(st.obs.get(seg.run_id, ())),
-                             seg.target_step, st.steps.max_steps)
-        reason = self.rules.check(history, self.view())
-        if reason is None:
-            return Verdict.CONTINUE
-        st.update_segment(ev.segment_id, reason_rule=reason.rule, reason_msg=reason.message)
-        self.snap.stops.append(f"run {seg.run_id} ({run.model}) at step {ev.step}: {reason.message}")
-        return Verdict.STOP
+        note = wiring.stop_check(self.study, self.rules, seg, ev.step, self.view())
+        if note is not None:
+            self.snap.stops.append(note)
+        return Verdict.CONTINUE if note is None else Verdict.STOP
 
     def _done(self, seg_id: int, outcome: SegmentOutcome, wall: float) -> None:
-        st = self.study
-        seg = st.segments[seg_id]
-        end, saved = int(outcome.end_step), outcome.saved_step
-        if outcome.final_metrics:
-            # metrics of the end step that came after its report (the evaluation of a stop)
-            st.add_observation(seg_id, end, outcome.final_metrics)
-        if saved is not None and saved > seg.start_step:
-            self.registry.commit(seg_id, seg.run_id, saved)
-        score = next((st.sign * v for ob in reversed(st.obs.get(seg.run_id, []))
-                      if ob.segment_id == seg_id and ob.step == end
-                      and (v := st.objective_value(ob.metrics)) is not None), None)
-        status = SegmentStatus.STOPPED if seg.reason is not None else SegmentStatus.COMPLETED
-        cost = float(outcome.cost) if math.isfinite(outcome.cost) else float(wall)
-        st.update_segment(seg_id, status=int(status), end_step=end, score=score, cost=cost,
-                          wall=float(wall), finished=time.time())
-        if saved is not None and saved > seg.start_step:
-            self.registry.release_superseded(seg.run_id, saved)
+        wiring.record_done(self.study, self.registry, seg_id, outcome, wall)
         self.in_flight.pop(seg_id, None)
         self._launched.pop(seg_id, None)
         self._failures_in_a_row = 0
         self._after_segment()
 
     def _failed(self, seg_id: int, error: str) -> None:
-        st = self.study
-        seg = st.segments[seg_id]
-        steps = [o.step for o in st.obs.get(seg.run_id, []) if o.segment_id == seg_id]
-        ran = (max(steps) - seg.start_step) if steps else 0
+        st, seg = self.study, self.study.segments[seg_id]
         wall = self.clock() - self._launched.pop(seg_id, self.clock())
-        cost = wiring.failed_cost(seg, st.runs[seg.run_id].model, ran, wall, self.view().cost)
-        st.update_segment(seg_id, status=int(SegmentStatus.FAILED), error=error, cost=cost,
-                          wall=wall, end_step=seg.start_step + ran, finished=time.time())
+        self.sink.message(wiring.record_failure(st, seg, error, wall, self.view().cost))
         self.in_flight.pop(seg_id, None)
         self.snap.failures += 1
-        last = error.strip().splitlines()[-1] if error.strip() else "unknown error"
-        self.sink.message(f"segment {seg_id} (run {seg.run_id}) failed: {last}")
         if st.runs[seg.run_id].phase is Phase.CONFIRM:
             self._queue_pending(only=seg.suggestion_id)  # a retry, while retries are left
         self._failures_in_a_row += 1
         self._after_segment()
-        if self._failures_in_a_row >= max(3, 2 * self.workers):
-            raise StudyAborted(
-                f"{self._failures_in_a_row} segments failed in a row; the last error was:\n"
-                f"{error.strip()}\nEverything recorded is kept: fix the cause, then run "
-                f"`jfhpo resume {st.folder}`")
+        wiring.abort_if_broken(self._failures_in_a_row, self.workers, error, st.folder)
 
     def _after_segment(self) -> None:
         self._view = None
@@ -263,37 +227,24 @@ class Tuner:
             self._warn(text)
 
     def _collect_checkpoints(self) -> None:
-        view, searching = self.view(), self.study.phase is Phase.SEARCH
         queued = {(rid, start) for rid, _, start, _ in self.queue}
         flying = {(s.run_id, s.start_step) for s in self.in_flight.values()}
-        self.registry.collect(
-            keep={r.run_id for r in view.runs
-                  if r.busy or (searching and self.optimizer.may_extend(view, r))},
-            protected=queued | flying, busy={rid for rid, _ in queued | flying},
-            budget_bytes=self.study.spec.checkpoints.disk_budget_mb * 1e6,
-            priority={r.run_id: -math.inf if r.score is None else r.score for r in view.runs})
+        wiring.collect_checkpoints(self.study, self.registry, self.view(), self.optimizer,
+                                   queued | flying)
 
     def wall_used(self) -> float:
         return self._wall0 + (self.clock() - self._t0)
 
     # ---- confirmation --------------------------------------------------------------------------
     def _begin_confirmation(self) -> None:
-        """Plan the confirmation runs (the planner, over the search phase alone, so a resumed
-        study makes the same plan) and queue those not stored yet."""
-        st = self.study
-        if st.phase is not Phase.CONFIRM:
-            st.set_phase(Phase.CONFIRM)
+        """Plan the confirmation runs (over the search phase alone, so a resumed study makes the
+        same plan) and queue those not stored yet."""
+        if self.study.phase is not Phase.CONFIRM:
+            self.study.set_phase(Phase.CONFIRM)
         self._view = None
-        if st.spec.confirm.top_k == 0:
-            return
-        target, steps = st.ladder.target.name, st.steps.max_steps
-        plan = wiring.confirmation_plan(st, self.view(), self.optimizer, self.backend, self.wall_used())
-        if plan.note:
-            self._warn(plan.note)
-        stored = [s for s in st.suggestions if s.phase is Phase.CONFIRM]
-        for cfg in plan.configs[len(stored):]:
-            sid = st.add_suggestion("start", steps, Phase.CONFIRM, config=cfg, model=target)
-            self.queue.append((self._new_run(sid, cfg, target, Phase.CONFIRM), sid, 0, steps))
-        if not stored and plan.configs:
-            self.sink.message(f"confirmation: training {len(plan.configs)} configuration(s) on "
-                              f"the target {target} for {steps} steps")
+        if self.study.spec.confirm.top_k:
+            items, notes = wiring.queue_confirmation(self.study, self.view(), self.optimizer,
+                                                     self.backend, self.wall_used())
+            self.queue.extend(items)
+            for warning, text in notes:
+                self._warn(text) if warning else self.sink.message(text)

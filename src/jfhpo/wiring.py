@@ -7,10 +7,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from jfhpo.backends.base import Backend, Capabilities, SegmentTask
+from jfhpo.backends.base import Backend, Capabilities, SegmentOutcome, SegmentTask
 from jfhpo.checkpoints import CheckpointRegistry
 from jfhpo.cost import CostModel
 from jfhpo.executors.base import Executor, PreparedEvent, ProgressEvent
@@ -19,7 +20,7 @@ from jfhpo.planning.confirm import ConfirmPlan, plan_confirmation
 from jfhpo.planning.resume import DecisionInfo, Pending, RunInfo, pending_work
 from jfhpo.progress import ProgressSink, Snapshot
 from jfhpo.records import Phase, SegmentRecord, SegmentStatus
-from jfhpo.stopping.base import StoppingRule
+from jfhpo.stopping.base import RunHistory, StoppingRule
 from jfhpo.study import Study
 from jfhpo.view import StudyView
 
@@ -218,3 +219,115 @@ def run_study(study: Study, sink: ProgressSink | None = None, workers: int | Non
         return tuner.run()
     finally:
         ex.shutdown()
+
+
+def stop_check(study: Study, rules: StoppingRule | None, seg: SegmentRecord, step: int,
+               view: StudyView) -> str | None:
+    """Ask the stopping rules about ``seg``'s run after its observation at ``step``; when one
+    fires, record why on the segment and return a line for the progress view (confirmation runs
+    are never stopped)."""
+    run = study.runs[seg.run_id]
+    if rules is None or run.phase is Phase.CONFIRM:
+        return None
+    history = RunHistory(seg.run_id, run.model, run.config, tuple(study.obs.get(seg.run_id, ())),
+                         seg.target_step, study.steps.max_steps)
+    reason = rules.check(history, view)
+    if reason is None:
+        return None
+    study.update_segment(seg.segment_id, reason_rule=reason.rule, reason_msg=reason.message)
+    return f"run {seg.run_id} ({run.model}) at step {step}: {reason.message}"
+
+
+def record_done(study: Study, registry: CheckpointRegistry, seg_id: int,
+                outcome: SegmentOutcome, wall: float) -> None:
+    """Store a finished segment: its late metrics, its checkpoint (at the step it holds), its
+    score, status and cost; then release the run's older checkpoints."""
+    st = study
+    seg = st.segments[seg_id]
+    end, saved = int(outcome.end_step), outcome.saved_step
+    if outcome.final_metrics:
+        # metrics of the end step that came after its report (the evaluation of a stop)
+        st.add_observation(seg_id, end, outcome.final_metrics)
+    if saved is not None and saved > seg.start_step:
+        registry.commit(seg_id, seg.run_id, saved)
+    score = None
+    for ob in reversed(st.obs.get(seg.run_id, [])):
+        v = st.objective_value(ob.metrics) if ob.segment_id == seg_id and ob.step == end else None
+        if v is not None:
+            score = st.sign * v
+            break
+    status = SegmentStatus.STOPPED if seg.reason is not None else SegmentStatus.COMPLETED
+    cost = float(outcome.cost)
+    if not (math.isfinite(cost) and cost > 0):
+        # a cost that cannot pay for anything would let the study loop for free: charge the
+        # segment's wall time instead, and say so once
+        st.warn(f"the backend reported a cost of {cost!r} for a segment; segments are charged "
+                "their wall-clock time instead (costs must be positive and finite)")
+        cost = max(float(wall), 1e-6)
+    st.update_segment(seg_id, status=int(status), end_step=end, score=score, cost=cost,
+                      wall=float(wall), finished=time.time())
+    if saved is not None and saved > seg.start_step:
+        registry.release_superseded(seg.run_id, saved)
+
+
+def record_failure(study: Study, seg: SegmentRecord, error: str, wall: float,
+                   cost: CostModel) -> str:
+    """Store a failed segment with what it spent; return the line that says so."""
+    st = study
+    steps = [o.step for o in st.obs.get(seg.run_id, []) if o.segment_id == seg.segment_id]
+    ran = (max(steps) - seg.start_step) if steps else 0
+    spent = failed_cost(seg, st.runs[seg.run_id].model, ran, wall, cost)
+    st.update_segment(seg.segment_id, status=int(SegmentStatus.FAILED), error=error, cost=spent,
+                      wall=wall, end_step=seg.start_step + ran, finished=time.time())
+    last = error.strip().splitlines()[-1] if error.strip() else "unknown error"
+    return f"segment {seg.segment_id} (run {seg.run_id}) failed: {last}"
+
+
+def collect_checkpoints(study: Study, registry: CheckpointRegistry, view: StudyView,
+                        optimizer: Optimizer, needed: Collection[tuple[int, int]]) -> None:
+    """Run the retention planner: keep what may still be extended (while searching), never
+    what queued or running work (``needed``: (run, start step)) loads."""
+    searching = study.phase is Phase.SEARCH
+    registry.collect(
+        keep={r.run_id for r in view.runs
+              if r.busy or (searching and optimizer.may_extend(view, r))},
+        protected=needed, busy={rid for rid, _ in needed},
+        budget_bytes=study.spec.checkpoints.disk_budget_mb * 1e6,
+        priority={r.run_id: -math.inf if r.score is None else r.score for r in view.runs})
+
+
+def new_run(study: Study, backend: Backend, suggestion_id: int, config: Mapping[str, Any],
+            model: str, phase: Phase) -> int:
+    """Record a new run with its effective configuration (as the backend will train it)."""
+    eff = backend.effective_config({**study.spec.fixed, **config})
+    return study.add_run(suggestion_id, config, model, phase, eff)
+
+
+def queue_confirmation(study: Study, view: StudyView, optimizer: Optimizer, backend: Backend,
+                       wall_used: float) -> tuple[list[tuple[int, int, int, int]],
+                                                  list[tuple[bool, str]]]:
+    """Store the confirmation decisions the plan holds and a resumed study lacks; return the
+    queue items (run, decision, 0, steps) and the notes to show ((is a warning, text))."""
+    st = study
+    target, steps = st.ladder.target.name, st.steps.max_steps
+    plan = confirmation_plan(st, view, optimizer, backend, wall_used)
+    notes = [(True, plan.note)] if plan.note else []
+    stored = [s for s in st.suggestions if s.phase is Phase.CONFIRM]
+    items = []
+    for cfg in plan.configs[len(stored):]:
+        sid = st.add_suggestion("start", steps, Phase.CONFIRM, config=cfg, model=target)
+        items.append((new_run(st, backend, sid, cfg, target, Phase.CONFIRM), sid, 0, steps))
+    if not stored and plan.configs:
+        notes.append((False, f"confirmation: training {len(plan.configs)} configuration(s) on "
+                             f"the target {target} for {steps} steps"))
+    return items, notes
+
+
+def abort_if_broken(failures_in_a_row: int, workers: int, error: str, folder: Any) -> None:
+    """Stop the study (``StudyAborted``) after ``max(3, 2 x workers)`` failures in a row: the
+    trainer or the study is broken, and retrying would only burn the budget."""
+    if failures_in_a_row >= max(3, 2 * workers):
+        raise StudyAborted(
+            f"{failures_in_a_row} segments failed in a row; the last error was:\n"
+            f"{error.strip()}\nEverything recorded is kept: fix the cause, then run "
+            f"`jfhpo resume {folder}`")

@@ -187,13 +187,14 @@ class SyntheticBackend(Backend):
     ``SyntheticProblem`` fields) and ``sleep`` (real seconds to sleep per step, to make segments
     take wall-clock time in crash and progress tests; default 0). ``record_env``: a folder where
     each segment appends one JSON line (segment, run, pid, ``CUDA_VISIBLE_DEVICES``, start and end
-    times), so tests can see what an executor handed each segment.
+    times), so tests can see what an executor handed each segment. ``crash_marker``: a file path;
+    with it, ``crash_at_step`` kills the worker only once (the file remembers it).
     """
 
     name = "synthetic"
     default_objective: ClassVar[str] = "eval_accuracy"
     _test_hooks: ClassVar[tuple[str, ...]] = ("sleep", "fail_at_step", "crash_at_step",
-                                              "record_env")
+                                              "record_env", "crash_marker")
     _fields: ClassVar[tuple[str, ...]] = (
         "bias", "lr_opt_at_1m", "noise", "reward_noise", "step_seconds",
     )
@@ -214,7 +215,8 @@ class SyntheticBackend(Backend):
         # crash_at_step: the worker process exits abruptly at that step (worker-death tests)
         self.crash_at_step = int(self.options.get("crash_at_step", -1))
 
-    def recipe(self) -> dict[str, Any]:
+    @classmethod
+    def recipe(cls) -> dict[str, Any]:  # the same for every instance (callable on the class too)
         return dict(DEFAULTS)
 
     def validate(self, space: SearchSpace, ladder: ModelLadder) -> None:
@@ -247,7 +249,12 @@ class SyntheticBackend(Backend):
             if step == self.fail_at_step:
                 raise RuntimeError(f"synthetic failure at step {step} (fail_at_step)")
             if step == self.crash_at_step:
-                os._exit(3)
+                marker = self.options.get("crash_marker")
+                if not marker:
+                    os._exit(3)
+                if not os.path.exists(str(marker)):  # crash once: the marker remembers it
+                    open(str(marker), "w").close()
+                    os._exit(3)
             metrics = self.problem.step_metrics(config, params, step, rng)
             avg = 0.9 * avg + 0.1 * metrics["reward"] if step > 1 else metrics["reward"]
             metrics["reward_avg"] = avg

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jfhpo.executors.base import Executor
 
-__all__ = ["executor_names", "get_executor", "register_executor"]
+__all__ = ["executor_names", "get_executor", "register_executor", "validate_executor"]
 
 _REGISTRY: dict[str, type[Executor]] = {}
 _BUILTIN: dict[str, str] = {
@@ -67,3 +67,8 @@ def get_executor(name: str) -> type[Executor]:
         raise ExecutorError(f"executor.name: '{name}' names no executor class in {module_name}")
     _REGISTRY[name] = cls
     return cls
+
+
+def validate_executor(spec: Any) -> None:
+    """Check a study's ``executor:`` section against its ladder without starting anything."""
+    get_executor(spec.executor.name).validate(spec.executor.options(), spec.ladder().rungs)

@@ -64,9 +64,9 @@ class Executor(abc.ABC):
     task's ``resources`` are its rung's, e.g. ``{"gpus": 2}``), then ``submit``s it.
     """
 
-    def __init__(self, backend: str, backend_options: Mapping[str, Any], workers: int = 1,
-                 threads_per_worker: int = 1, **options: Any) -> None:
-        """The construction contract (subclasses keep this signature)."""
+    def __init__(self, backend: str = "", backend_options: Mapping[str, Any] | None = None,
+                 workers: int = 1, threads_per_worker: int = 1, **options: Any) -> None:
+        """The construction contract (subclasses keep this signature; calling it is optional)."""
 
     @abc.abstractmethod
     def free_slots(self) -> int:
@@ -79,6 +79,11 @@ class Executor(abc.ABC):
     def check_resources(self, resources: Mapping[str, float], where: str) -> None:
         """Raise ``ExecutorError`` when a segment asking ``resources`` could never start here
         (called for each rung before the study starts; default: anything goes)."""
+
+    @classmethod
+    def validate(cls, options: Mapping[str, Any], rungs: Sequence[ModelRung]) -> None:
+        """Check the study file's ``executor:`` options against the ladder before anything is
+        created or started (cheap: no workers); raise ``ExecutorError`` naming the key."""
 
     @abc.abstractmethod
     def submit(self, task: SegmentTask) -> None:

@@ -108,8 +108,26 @@ class LocalExecutor(Executor):
     a pool of ``gpus`` GPUs (ids 0..gpus-1, or ``gpu_ids``), ``cpus`` CPUs and custom
     ``resources``."""
 
+    @classmethod
+    def validate(cls, options: Mapping[str, Any], rungs: Sequence[ModelRung]) -> None:
+        pool = cls.__new__(cls)
+        pool._pool(options)
+        for rung in rungs:
+            pool.check_resources(rung.resources, f"models.{rung.name}")
+
     def __init__(self, backend_name: str, options: Mapping[str, Any], workers: int,
                  threads: int = 1, **pool: Any) -> None:
+        self._pool(pool)
+        self.backend_name = backend_name
+        self.options = dict(options)
+        self.threads = threads
+        self.ctx = mp.get_context("spawn")
+        self.workers = [self._spawn(i) for i in range(workers)]
+        self.pending_prepare: deque[tuple[ModelRung, str]] = deque()
+        self.events: deque[Event] = deque()
+
+    def _pool(self, pool: Mapping[str, Any]) -> None:
+        """Read the pool's declaration (``executor:`` keys)."""
         unknown = set(pool) - {"gpus", "gpu_ids", "cpus", "resources"}
         if unknown:
             raise ExecutorError(f"executor: unknown key(s) {sorted(unknown)} for the local "
@@ -126,13 +144,6 @@ class LocalExecutor(Executor):
         self.free_gpus = list(self.gpu_ids)
         self.used: dict[str, float] = {}
         self.held: dict[int, tuple[list[str], dict[str, float]]] = {}  # segment -> its share
-        self.backend_name = backend_name
-        self.options = dict(options)
-        self.threads = threads
-        self.ctx = mp.get_context("spawn")
-        self.workers = [self._spawn(i) for i in range(workers)]
-        self.pending_prepare: deque[tuple[ModelRung, str]] = deque()
-        self.events: deque[Event] = deque()
 
     # ---- resources -------------------------------------------------------------------------
     def check_resources(self, resources: Mapping[str, float], where: str) -> None:

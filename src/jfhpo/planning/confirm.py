@@ -50,12 +50,12 @@ def plan_confirmation(ranked: Sequence[Mapping[str, Any]], recipe: Mapping[str, 
     note = None
     if skipped and n == 0:
         note = (f"confirmation skipped: one run on the target {target} at {steps} steps is "
-                f"expected to cost {per_run:.0f} s and the search left {max(budget_left, 0):.0f} s "
+                f"expected to cost {per_run:.3g} s and the search left {max(budget_left, 0):.3g} s "
                 "of the budget; the answer is the best search run (raise budget.seconds or "
                 "confirm.fraction)")
     elif skipped:
         note = (f"confirmation of {skipped} more configuration(s) skipped: the budget left "
-                f"({max(budget_left, 0):.0f} s) pays for {n} run(s) of {per_run:.0f} s")
+                f"({max(budget_left, 0):.3g} s) pays for {n} run(s) of {per_run:.3g} s")
     return ConfirmPlan(tuple(configs[:n]), per_run if calibrated else 0.0, skipped, note)
 
 

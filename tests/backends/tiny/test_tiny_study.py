@@ -27,9 +27,9 @@ def test_tiny_study_end_to_end(tmp_path: Path) -> None:
         "steps": {"min": 2, "max": 6, "eta": 3},
         "space": {"learning_rate": {"type": "float", "low": 1e-5, "high": 3e-3, "log": True}},
         "optimizer": {"name": "hyperband", "options": {"model": "10k"}},
-        "budget": {"seconds": 6},
+        "budget": {"seconds": 50},  # the budget is a cap: it must pay for 2 target runs
         "workers": 1,
-        "confirm": {"top_k": 1, "fraction": 0.1},
+        "confirm": {"top_k": 1, "fraction": 0.6},
         "cache_dir": str(tmp_path / "cache"),
     }
     f = tmp_path / "tiny.yaml"
