@@ -1,6 +1,7 @@
-"""Time one JF-HPO suggestion at 50, 200 and 1000 observations (curve points).
+"""Time one JF-HPO suggestion at 50, 200, 500 and 1000 observations (curve points).
 
-    .venv/bin/python bench/optimizer/suggest_time.py [--repeats 7] [--out bench/optimizer/results]
+    .venv/bin/python bench/optimizer/suggest_time.py [--repeats 7] [--points 50 200 500 1000]
+        [--out bench/optimizer/results]
 
 Views are built from random runs of the benchmark problem on every rung of the ladder, each run
 reporting an evaluation every 10 steps, until the study holds the requested number of curve
@@ -50,13 +51,14 @@ def study_with(n_points: int, seed: int = 0) -> Loop:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--points", type=int, nargs="+", default=[50, 200, 500, 1000])
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args(argv)
     rows = []
     # audit off: an audit decision skips the GP; this times the GP path, the slow one
     opt = JFHPOOptimizer({"audit": False})
     opt.suggest(study_with(50).view())  # warm-up: imports and first-call allocations
-    for n_points in (50, 200, 1000):
+    for n_points in args.points:
         loop = study_with(n_points)
         base = loop.view()
         n_obs = sum(len(r.curve) for r in base.runs)

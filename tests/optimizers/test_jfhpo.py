@@ -241,6 +241,9 @@ def test_initial_design_is_random_at_the_cheapest_fidelity() -> None:
         ({"audit_fraction": 0}, "audit_fraction"),
         ({"n_init": True}, "n_init"),
         ({"bogus": 1}, "bogus"),
+        ({"drift": 1}, "drift"),
+        ({"finish_margin": 3}, "finish_margin"),
+        ({"long_target_starts": "never"}, "long_target_starts"),
     ],
 )
 def test_bad_options_name_the_option(options: dict[str, Any], name: str) -> None:
@@ -295,3 +298,69 @@ def test_audit_starts_fresh_full_budget_proxy_runs_when_early_stopping_ended_the
     # and then the audit compares four full-budget proxy configurations on the target
     audit = [s for s in sugs[4:8] if isinstance(s, Start) and s.model == "target"]
     assert len(audit) == 4 and all(s.steps == STEPS.max_steps for s in audit)
+
+
+def _spread_runs() -> list[RunRecord]:
+    """Full-budget runs over a grid of learning rates on both models (the optimum moves 0.6 in
+    encoded units from the small model to the target)."""
+    runs: list[RunRecord] = []
+    for model in ("small", "target"):
+        grid = np.linspace(0.05, 0.95, 8 if model == "small" else 3)
+        for u in grid:
+            runs.append(run_to(SPACE.decode([u, 0.5]), model, 36, len(runs)))
+    return runs
+
+
+def test_drift_is_fitted_from_the_ladder_and_moves_the_predicted_optimum() -> None:
+    runs = _spread_runs()
+    view = make_view(runs, len(runs))
+    opt = JFHPOOptimizer({**FAST, "drift": True})
+    features, data = opt._training_data(view, runs)
+    gp = opt._fit(view, data)
+    assert gp.drift().shape == (2,)
+    # the kernel compares u + a * size: the optimum moving up with size means a < 0
+    assert gp.drift()[0] < -0.3
+    grid = np.column_stack([np.linspace(0, 1, 101), np.full(101, 0.5)])
+    mu, _ = gp.predict(features.rows(grid, "target", 36))
+    assert grid[int(np.argmax(mu)), 0] > 0.6  # the small model's optimum is at 0.2
+    off = JFHPOOptimizer({**FAST, "drift": False})._fit(view, data)
+    assert off.drift().shape == (0,)
+
+
+def test_finish_trains_the_predicted_best_on_the_target_when_the_budget_is_nearly_spent() -> None:
+    runs = [run_to(SPACE.decode([u, 0.5]), "small", 36, i)
+            for i, u in enumerate(np.linspace(0.05, 0.95, 6))]
+    full = 10.0 * 36  # one full-budget target run, in the views' cost units
+    spent = sum(r.cost for r in runs)
+    opt = JFHPOOptimizer({**FAST, "finish": True})
+    # the target's cost is only extrapolated: no finish before half the budget is spent
+    early = make_view(runs, len(runs), budget_total=spent + 1.1 * full, budget_spent=spent)
+    assert spent < 0.5 * (spent + 1.1 * full) and opt._finishing(early, runs) is False
+    spent += full  # (spent elsewhere)
+    view = make_view(runs, len(runs), budget_total=spent + 1.1 * full, budget_spent=spent)
+    sug = opt.suggest(view)
+    assert isinstance(sug, Start) and sug.model == "target" and sug.steps == 36
+    assert view.space.key(sug.config) == view.space.key(opt.confirm(view, 1)[0])
+    # once the predicted best has its full target run, the rest of the budget goes on searching
+    runs.append(run_to(sug.config, "target", 36, len(runs)))
+    view = make_view(runs, len(runs), budget_total=spent + 1.1 * full, budget_spent=spent + full)
+    nxt = opt.suggest(view)
+    assert nxt is None or not (isinstance(nxt, Start) and nxt.model == "target"
+                               and view.space.key(nxt.config) == view.space.key(sug.config))
+    # with plenty left, no early finish
+    roomy = make_view(runs[:-1], len(runs) - 1, budget_total=spent + 20 * full, budget_spent=spent)
+    assert opt._finishing(roomy, list(roomy.runs)) is False
+
+
+def test_long_target_starts_only_for_curves_seen_that_long() -> None:
+    opt = JFHPOOptimizer({**FAST, "audit": False, "long_target_starts": "seen"})
+    runs: list[RunRecord] = []
+    first = STEPS.rungs()[0]
+    for i in range(14):
+        view = make_view(runs, i)
+        sug = opt.suggest(view)
+        if isinstance(sug, Start) and sug.model == "target" and sug.steps > first:
+            key = view.space.key(sug.config)
+            assert any(view.space.key(r.config) == key and r.steps_done >= sug.steps
+                       for r in runs), sug
+        apply(runs, sug)

@@ -166,6 +166,7 @@ _BUILTIN: dict[str, str] = {
     "command": "jfhpo.backends.command",
     "verl": "jfhpo.backends.verl",
     "trl": "jfhpo.backends.trl",
+    "replay": "jfhpo.backends.replay",
 }
 
 

@@ -53,6 +53,7 @@ from jfhpo.optimizers.surrogate import (
     training_set,
 )
 from jfhpo.records import Extend, RunRecord, Start, Suggestion
+from jfhpo.space import CategoricalParam
 from jfhpo.transfer import measure_transfer
 from jfhpo.view import StudyView, TransferRecord
 
@@ -83,6 +84,12 @@ class JFHPOOptions:
     stopped_score: str = "floor"
     confirm_kappa: float = 0.5
     local_scale: float = 0.1
+    # tried on this branch, not better on bench/optimizer/asktell.py (off by default; see
+    # docs/optimizer.md "Tried and kept off")
+    drift: bool = False
+    finish: bool = False
+    finish_margin: float = 0.25
+    long_target_starts: str = "any"
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> JFHPOOptions:
@@ -139,6 +146,12 @@ class JFHPOOptions:
         need(o.stopped_score in _STOPPED, "stopped_score", f"must be one of {list(_STOPPED)}")
         need(is_num(o.confirm_kappa) and o.confirm_kappa >= 0, "confirm_kappa", "must be >= 0")
         need(is_num(o.local_scale) and 0 < o.local_scale <= 1, "local_scale", "must be in (0, 1]")
+        need(isinstance(o.drift, bool), "drift", "must be true or false")
+        need(o.long_target_starts in ("seen", "any"), "long_target_starts",
+             "must be 'seen' or 'any'")
+        need(isinstance(o.finish, bool), "finish", "must be true or false")
+        need(is_num(o.finish_margin) and 0 <= o.finish_margin <= 2, "finish_margin",
+             "must be a number in [0, 2]")
         return o
 
 
@@ -248,6 +261,10 @@ class JFHPOOptimizer(Optimizer):
         started = {view.space.key(r.config) for r in live}
         if len(started) < self.opts.n_init:
             return self._fresh_start(view, rng, models[0], rungs[0], started)
+        if self.opts.finish and self.opts.policy == "ladder" and self._finishing(view, live):
+            final = self._finish(view, live)
+            if final is not None:
+                return final
         if self.opts.policy == "ladder" and self.opts.audit:
             audit = self._audit(view, models, rng, started)
             if audit is not None:
@@ -255,7 +272,7 @@ class JFHPOOptimizer(Optimizer):
         features, data = self._training_data(view, live)
         if len(data) < 2 or np.ptp(data.y) == 0.0:
             return self._fresh_start(view, rng, models[0], rungs[0], started)
-        gp = GPSurrogate(data, seed=self._torch_seed(view), fit_maxiter=self.opts.fit_maxiter)
+        gp = self._fit(view, data)
         pending = [r for r in live if r.busy and r.pending_steps is not None]
         if pending:
             X_p = np.array(
@@ -266,6 +283,98 @@ class JFHPOOptimizer(Optimizer):
             )
             gp = gp.with_fantasies(X_p)
         return self._best_candidate(view, gp, features, models, rng)
+
+    def _fit(self, view: StudyView, data: TrainingSet) -> GPSurrogate:
+        """The surrogate on ``data``, with the size drift on the continuous hyperparameters when
+        ``drift`` is on and the ladder has more than one model."""
+        dims: tuple[int, ...] = ()
+        if self.opts.drift and len(view.ladder.names) > 1:
+            dims = tuple(i for i, p in enumerate(view.space.params)
+                         if not isinstance(p, CategoricalParam))
+        return GPSurrogate(data, seed=self._torch_seed(view), fit_maxiter=self.opts.fit_maxiter,
+                           drift_dims=dims)
+
+    # ---- the end-game: the answer must be a full-budget run on the target ----------------------
+
+    def _final_cost(self, view: StudyView) -> float:
+        model, steps = self._reference(view)
+        return view.cost.segment(model, steps)
+
+    def _cost_trusted(self, view: StudyView) -> bool:
+        """Whether the cost model's figure for a final run is more than a guess: the reference
+        model was measured, or segments of different lengths separated the fixed cost."""
+        model, _ = self._reference(view)
+        return view.cost.measured(model) or view.cost.start_overhead > 0
+
+    def _final_reserve(self, view: StudyView) -> float:
+        """What the search must leave for the end-game: one final run, once its cost is trusted
+        (0 when the end-game is off or the budget unbounded)."""
+        if not (self.opts.finish and self.opts.policy == "ladder" and view.cost.calibrated
+                and math.isfinite(view.budget_total) and self._cost_trusted(view)):
+            return 0.0
+        return self._final_cost(view)
+
+    def _finishing(self, view: StudyView, live: Sequence[RunRecord]) -> bool:
+        """Whether the budget left is down to about one full run at the reference fidelity
+        (``1 + finish_margin`` of one): the last chance to train the predicted best there."""
+        if not (view.cost.calibrated and math.isfinite(view.budget_total)):
+            return False
+        model, steps = self._reference(view)
+        if any(r.model == model and r.busy and (r.pending_steps or 0) >= steps for r in live):
+            return False  # a final run is under way
+        if not self._cost_trusted(view) and view.budget_spent < 0.5 * view.budget_total:
+            # the cost of a run there is extrapolated from short proxy segments, whose fixed
+            # costs it cannot tell apart (it over-estimated 2-6x on the synthetic problems):
+            # such an estimate alone must not end the search before half the budget is spent
+            return False
+        return view.budget_left <= (1.0 + self.opts.finish_margin) * self._final_cost(view)
+
+    def _finish(self, view: StudyView, live: Sequence[RunRecord]) -> Suggestion | None:
+        """Train the configuration predicted best at the reference fidelity there, unless it has
+        a full run there already (then the search goes on with what is left). Without this, a
+        tight budget could end with the answer a short run or a proxy's favourite."""
+        model, steps = self._reference(view)
+        ranked = self.confirm(view, 1_000_000)
+        if not ranked:
+            return None
+        sound = self._sound_configs(view, live, steps)
+        final = next((c for c in ranked if view.space.key(c) in sound), ranked[0])
+        ranked = [final]
+        key = view.space.key(final)
+        runs = [r for r in live if r.model == model and view.space.key(r.config) == key]
+        if any(r.steps_done >= steps or r.busy for r in runs):
+            return None
+        grow = [r for r in runs if r.stopped is None and self.may_extend(view, r)]
+        if grow:
+            run = max(grow, key=lambda r: r.steps_done)
+            ext = Extend(run_id=run.run_id, steps=steps)
+            if view.ledger.can_pay(view.cost.between(model, run.steps_done, steps)):
+                return ext
+        start = Start(config=dict(ranked[0]), model=model, steps=steps)
+        return start if view.ledger.can_pay(view.cost.segment(model, steps)) else None
+
+    @staticmethod
+    def _sound_configs(view: StudyView, live: Sequence[RunRecord], steps: int) -> set[str]:
+        """Configurations some run trained for ``steps`` steps (on any model) and none of whose
+        runs collapsed (stopped by a rule, or ending more than half its curve's range below its
+        peak and by more than a fifth of it): the only ones the end-game trusts. A learning rate
+        that diverges late on a proxy diverges on the target, while its short runs look best."""
+        long_enough: set[str] = set()
+        bad: set[str] = set()
+        for r in live:
+            key = view.space.key(r.config)
+            vals = [v for _, v in sorted(r.curve) if math.isfinite(v)]
+            if r.score is not None and math.isfinite(r.score):
+                vals.append(float(r.score))
+            if r.stopped is not None:
+                bad.add(key)
+            elif len(vals) >= 2:
+                peak, last = max(vals), vals[-1]
+                if peak - last > 0.5 * (peak - min(vals)) and peak - last > 0.2 * abs(peak):
+                    bad.add(key)
+            if r.steps_done >= steps:
+                long_enough.add(key)
+        return long_enough - bad
 
     @staticmethod
     def _torch_seed(view: StudyView) -> int:
@@ -449,6 +558,13 @@ class JFHPOOptimizer(Optimizer):
                 if k not in runs_by or r.steps_done > runs_by[k].steps_done:
                     runs_by[k] = r
         keys = [space.key(c) for c in configs]
+        target, first = view.ladder.target.name, view.steps.rungs()[0]
+        longest: dict[str, int] = {}
+        for r in view.runs:
+            if not r.failed and r.stopped is None:
+                ck = space.key(r.config)
+                longest[ck] = max(longest.get(ck, 0), r.steps_done)
+        reserve = self._final_reserve(view)
         best_val, best_sug, best_cost = -math.inf, None, math.inf
         cheapest: tuple[float, Suggestion] | None = None
         for model in models:
@@ -468,10 +584,14 @@ class JFHPOOptimizer(Optimizer):
                     )
                     if sug is None:
                         continue
+                    if (self.opts.long_target_starts == "seen" and isinstance(sug, Start)
+                            and model == target and steps > first
+                            and longest.get(key, 0) < steps):
+                        continue  # a long target run only for a curve seen that long
                     if cheapest is None or cost < cheapest[0]:
                         cheapest = (cost, sug)
-                    if not ledger.can_pay(cost):
-                        continue
+                    if not ledger.can_pay(cost + reserve):
+                        continue  # the search leaves the end-game its final run
                     v = float(value[i]) / max(cost, 1e-12)
                     if v > best_val or (v == best_val and cost < best_cost):
                         best_val, best_sug, best_cost = v, sug, cost
@@ -524,7 +644,7 @@ class JFHPOOptimizer(Optimizer):
         if len(data) < 3 or np.ptp(data.y) == 0.0:
             return super().confirm(view, k)
         with single_thread():
-            gp = GPSurrogate(data, seed=self._torch_seed(view), fit_maxiter=self.opts.fit_maxiter)
+            gp = self._fit(view, data)
         ref_model, ref_steps = self._reference(view)
         configs: dict[str, Mapping[str, Any]] = {}
         for r in done:
