@@ -315,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "suite")
     ap.add_argument("--resume", action="store_true",
                     help="keep the trajectories already in OUT/trajectories.jsonl (same recording)")
+    ap.add_argument("--note", default="", help="a sentence for the report (how the run went)")
     ap.add_argument("--report-only", action="store_true",
                     help="write the tables from OUT/trajectories.jsonl without running anything")
     args = ap.parse_args(argv)
@@ -385,7 +386,13 @@ def main(argv: list[str] | None = None) -> int:
     note += (f"  \nCPU seconds in the trajectories: {total_cpu:.0f} in all; per trajectory (mean): "
              + ", ".join(f"{m} {np.mean(v):.1f}" for m, v in sorted(cpu.items())))
     note += f"  \nCommit: {_commit()} (working tree may differ: see git log of bench/results/suite)."
-    command = "python bench/suite/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.note:
+        note += "  \n" + args.note
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--note" in given:  # the note is printed on its own line
+        i = given.index("--note")
+        del given[i:i + 2]
+    command = "python bench/suite/run.py " + " ".join(given)
     summarize(rows, reach, args.out, note, command.strip(), wall, methods, args.problems)
     print(f"wrote {args.out} in {wall / 60:.1f} min")
     return 0
