@@ -21,10 +21,10 @@ from jfhpo.storage import Storage
 BUDGET = 100.0
 WORKERS = 2
 MODELS = [{"name": "50k", "params": 5e4, "cost": 1.0}, {"name": "200k", "params": 2e5, "cost": 1.6}]
-#: the most one segment can cost (90 steps x 0.1 s x cost 1.6). The tuner may start a segment
-#: the remaining budget cannot pay for (the engine's side of #15 closes that); until then the
-#: spent budget may pass the cap by at most one segment per worker. Two writers on one study
-#: spent about twice the budget.
+#: the most one segment can cost (90 steps x 0.1 s x cost 1.6). The budget ledger starts nothing
+#: it cannot pay for at its predicted cost; a segment killed and re-run, or one that costs more
+#: than predicted, may still pass the cap, by at most one segment per worker. Two writers on one
+#: study (no lock) spent about twice the budget.
 MAX_SEGMENT = 90 * 0.1 * 1.6
 
 
@@ -128,7 +128,7 @@ def test_two_resumes_after_a_kill(tmp_path: Path) -> None:
         _, err = resume_a.communicate(timeout=120)
     assert resume_a.returncode == 0, err
     stats = check_invariants(folder)
-    assert stats["spent"] >= BUDGET  # the resumed study ran to its end
+    assert stats["spent"] > 0.5 * BUDGET  # the resumed study ran on (and "nothing left" below)
     again = cli("resume", str(folder), "--quiet", timeout=60)  # the lock died with its holder
     assert again.returncode == 0, again.stderr
     assert check_invariants(folder)["segments"] == stats["segments"]  # nothing left to do

@@ -123,7 +123,6 @@ def test_stored_effective_configuration_is_preferred(report_study: Path, tmp_pat
     copy = tmp_path / "S"
     shutil.copytree(report_study, copy)
     conn = sqlite3.connect(copy / "study.sqlite")
-    conn.execute("ALTER TABLE runs ADD COLUMN effective_config TEXT")
     conn.execute("UPDATE runs SET effective_config = ? WHERE id = 1",
                  (json.dumps({"learning_rate": 0.5, "from": "storage"}),))
     conn.commit()
@@ -134,21 +133,26 @@ def test_stored_effective_configuration_is_preferred(report_study: Path, tmp_pat
     finally:
         study.close()
     assert dict(res.run(1).effective_config) == {"learning_rate": 0.5, "from": "storage"}
-    assert res.run(2).effective_config["epsilon"] == 0.25  # composed: nothing stored for it
+    assert res.run(2).effective_config["epsilon"] == 0.25  # as the engine stored it
 
 
 def test_failed_runs(failing_study: Path) -> None:
     study = Study.open(failing_study)
     try:
         res = study_results(study)
+        target = study.ladder.target.name
     finally:
         study.close()
     failed = [r for r in res.runs if r.outcome is Outcome.FAILED]
     assert len(failed) == 3
     assert all(r.error and "fail_at_step" in r.error for r in failed)
     assert sum(1 for s in res.segments if s.outcome is Outcome.FAILED) == 3
-    assert res.versus == ()  # nothing was confirmed on the target
     assert res.winner is not None and "no confirmation" in res.winner.how
+    # nothing was confirmed, so no recipe row; the winner's own row only where it was trained on
+    # the target (a search run there), with its one score
+    on_target = res.winner.model == target
+    assert [v.label for v in res.versus] == (["winner"] if on_target else [])
+    assert all(v.score == res.winner.score for v in res.versus)
 
 
 def test_status_reads_the_results_layer(report_study: Path) -> None:

@@ -225,7 +225,15 @@ def test_sigkill_ten_times_with_two_workers_confirmation_included(tmp_path: Path
 
 
 def test_a_backend_reporting_zero_cost_cannot_loop_for_free(tmp_path: Path) -> None:
-    data = synthetic_study(backend={"name": "synthetic", "options": {"step_seconds": 0.0}},
+    # step_seconds: 0 is refused by validation, so a user backend (module:Class beside the study
+    # file) reports every segment as free
+    (tmp_path / "free_backend.py").write_text(
+        "import dataclasses\n"
+        "from jfhpo.backends.synthetic import SyntheticBackend\n\n\n"
+        "class Free(SyntheticBackend):\n"
+        "    def run_segment(self, task, report):\n"
+        "        return dataclasses.replace(super().run_segment(task, report), cost=0.0)\n")
+    data = synthetic_study(backend={"name": "free_backend:Free", "options": {}},
                            budget={"seconds": 2})
     f = write_study(tmp_path / "s.yaml", data)
     out = tmp_path / "st"

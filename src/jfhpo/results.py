@@ -410,9 +410,9 @@ def _score_summary(study: Study, label: str, runs: list[RunResult]) -> ScoreSumm
 
 def _versus(study: Study, runs: tuple[RunResult, ...], winner: Winner | None
             ) -> tuple[ScoreSummary, ...]:
-    if winner is None:
-        return ()
     target = study.ladder.target.name
+    if winner is None or winner.model != target:
+        return ()  # the answer was never trained on the target: nothing to set beside the recipe
     # every full-budget target run of a configuration counts (the winner may be a search run
     # on the target that scored above its own confirmation run: both are measurements of it)
     on_target = [r for r in runs if r.model == target and r.steps_done == winner.steps]

@@ -37,6 +37,11 @@ def backend(project: Mapping[str, Any]) -> TrlBackend:
                        "paths": [project["project"]], "timeout": 300, "grace": 120})
 
 
+#: the segment length: long enough that a STOP sent after step 1 lands before the end even
+#: when the metrics file is read late (the stop travels by file and signal, not by handshake)
+N = 20
+
+
 def segment(project: Mapping[str, Any], tmp: Path, seg: int, start: int, target: int,
             resume: str | None = None) -> SegmentTask:
     ck = tmp / "checkpoints" / "staging" / f"segment-{seg}"
@@ -44,7 +49,7 @@ def segment(project: Mapping[str, Any], tmp: Path, seg: int, start: int, target:
     path = project["models"]["s"][0]
     return SegmentTask(run_id=1, segment_id=seg, config=CONFIG,
                        model=ModelRung("s", 1, 1.0, {"model": path}), start_step=start,
-                       target_step=target, max_steps=6, seed=5, checkpoint_dir=str(ck),
+                       target_step=target, max_steps=N, seed=5, checkpoint_dir=str(ck),
                        resume_from=resume)
 
 
@@ -68,31 +73,31 @@ def weights(folder: Path) -> dict[str, Any]:
 def test_graceful_stop_then_resume_is_bit_exact(project: dict[str, Any], tmp_path: Path) -> None:
     b = backend(project)
     full = Rows()
-    out = b.run_segment(segment(project, tmp_path, 1, 0, 6), full)
-    assert sorted(full.rows) == [1, 2, 3, 4, 5, 6] and out.end_step == 6 and out.checkpoint
+    out = b.run_segment(segment(project, tmp_path, 1, 0, N), full)
+    assert sorted(full.rows) == list(range(1, N + 1)) and out.end_step == N and out.checkpoint
     assert {"reward", "kl", "entropy", "grad_norm", "eval_reward", "eval_exact_match",
-            "eval_reward_correct", "eval_reward_short"} <= set(full.rows[6])
+            "eval_reward_correct", "eval_reward_short"} <= set(full.rows[N])
     assert "eval_reward" not in full.rows[3]  # eval_every 0: only at the segment's end
 
     stopped = Rows(stop_at=1)
-    first = segment(project, tmp_path, 2, 0, 6)
+    first = segment(project, tmp_path, 2, 0, N)
     out1 = b.run_segment(first, stopped)
     k = out1.end_step
-    assert 1 <= k < 6 and out1.checkpoint, "a STOP ends the segment after its current step"
+    assert 1 <= k < N and out1.checkpoint, "a STOP ends the segment after its current step"
     assert "eval_reward" in stopped.rows[k]  # the stop step is evaluated
     assert (Path(first.checkpoint_dir) / f"checkpoint-{k}").is_dir()
     pgid = int((tmp_path / "logs" / "segment-2" / "pgid").read_text())
     assert not group_alive(pgid)
 
     rest = Rows()
-    b.run_segment(segment(project, tmp_path, 3, k, 6, resume=first.checkpoint_dir), rest)
-    assert sorted(rest.rows) == list(range(k + 1, 7))
-    for step in range(k + 1, 7):
+    b.run_segment(segment(project, tmp_path, 3, k, N, resume=first.checkpoint_dir), rest)
+    assert sorted(rest.rows) == list(range(k + 1, N + 1))
+    for step in range(k + 1, N + 1):
         for name in ("loss", "reward", "grad_norm", "entropy", "lr"):
             assert rest.rows[step][name] == full.rows[step][name], (step, name)
-    assert rest.rows[6]["eval_reward"] == full.rows[6]["eval_reward"]
-    w_full = weights(tmp_path / "checkpoints" / "staging" / "segment-1" / "checkpoint-6")
-    w_rest = weights(tmp_path / "checkpoints" / "staging" / "segment-3" / "checkpoint-6")
+    assert rest.rows[N]["eval_reward"] == full.rows[N]["eval_reward"]
+    w_full = weights(tmp_path / "checkpoints" / "staging" / "segment-1" / f"checkpoint-{N}")
+    w_rest = weights(tmp_path / "checkpoints" / "staging" / "segment-3" / f"checkpoint-{N}")
     assert w_full.keys() == w_rest.keys()
     for name, tensor in w_full.items():
         assert bool((tensor == w_rest[name]).all()), name

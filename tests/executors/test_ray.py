@@ -338,7 +338,9 @@ def test_bad_executor_options_are_refused_naming_the_key(cluster: dict[str, str]
 
     data["executor"] = {"name": "dask"}
     study = Study.create(tmp_path / "d", parse_spec(data), "eval_accuracy")
-    with pytest.raises(StudyFileError, match=r"executor\.name: unknown executor 'dask'"):
+    from jfhpo.executors.base import ExecutorError
+
+    with pytest.raises(ExecutorError, match=r"executor\.name: unknown executor 'dask'"):
         run_study(study)
     study.close()
     for bad, key in (({"max_retries": -1}, "executor.max_retries"),
