@@ -11,13 +11,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch is pinned to the CPU wheel first so no other requirement pulls a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[all,bench,dev]'
-	# the Ray executor's extra (tests start a real local Ray cluster)
-	$(BIN)/pip install -q -e '.[ray]'
+	# ray: the tests start a real local Ray cluster; verl: Hydra, to compose VeRL's configuration
+	$(BIN)/pip install -q -e '.[all,bench,dev,ray,verl]'
 	# DEHB 0.1.2 pins numpy<2 but runs on numpy 2: installed without its pins
 	$(BIN)/pip install -q --no-deps 'dehb==0.1.2'
 	# VeRL without its GPU stack: its packaged Hydra config is what the verl preset is tested against
-	$(BIN)/pip install -q -e '.[verl]' && $(BIN)/pip install -q --no-deps 'verl==0.9.1'
+	$(BIN)/pip install -q --no-deps 'verl==0.9.1'
 	touch $(STAMP)
 
 install: $(STAMP)
