@@ -332,6 +332,7 @@ def test_bad_executor_options_are_refused_naming_the_key(cluster: dict[str, str]
              str(tmp_path / "b"))
     assert r.returncode == 2, r.stderr
     assert "executor: unknown key(s) ['adress']" in r.stderr
+    assert not (tmp_path / "b").exists()  # refused before any folder was made
     from jfhpo.spec import parse_spec
     from jfhpo.study import Study
     from jfhpo.tuner import run_study

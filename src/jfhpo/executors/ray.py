@@ -288,6 +288,27 @@ class _Prepare:
     ref: Any = None
 
 
+def _check_options(*, address: Any = "auto", max_retries: Any = 2, ray_trainer: Any = None,
+                   launcher_cpus: Any = 0.0, timeline: Any = None, log_to_driver: Any = False,
+                   **unknown: Any) -> None:
+    """Raise ``StudyFileError`` naming the first bad ``executor:`` option of the ray executor."""
+    if unknown:
+        raise StudyFileError(
+            f"executor: unknown key(s) {sorted(unknown)} for the ray executor; valid: "
+            "['address', 'launcher_cpus', 'log_to_driver', 'max_retries', 'ray_trainer', "
+            "'timeline']")
+    if not isinstance(address, str) or not address:
+        raise StudyFileError(f"executor.address: expected 'auto', 'host:port' or "
+                             f"'ray://host:port', got {address!r}")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise StudyFileError(f"executor.max_retries: expected an integer >= 0, got {max_retries!r}")
+    if ray_trainer is not None and not isinstance(ray_trainer, bool):
+        raise StudyFileError(f"executor.ray_trainer: expected true or false, got {ray_trainer!r}")
+    if isinstance(launcher_cpus, bool) or not isinstance(launcher_cpus, (int, float)) or \
+            launcher_cpus < 0:
+        raise StudyFileError(f"executor.launcher_cpus: expected a number >= 0, got {launcher_cpus!r}")
+
+
 class RayExecutor(Executor):
     """Runs segments as Ray tasks on the cluster at ``address`` (see the module docstring).
 
@@ -305,26 +326,18 @@ class RayExecutor(Executor):
       logs stay in the Ray session folder).
     """
 
+    @classmethod
+    def validate(cls, options: Mapping[str, Any], rungs: Sequence[ModelRung]) -> None:
+        """Check the ``executor:`` options before a study folder exists (no cluster needed)."""
+        _check_options(**options)
+
     def __init__(self, backend: str, backend_options: Mapping[str, Any], workers: int,
                  threads_per_worker: int = 1, *, address: str = "auto", max_retries: int = 2,
                  ray_trainer: bool | None = None, launcher_cpus: float = 0.0,
                  timeline: str | None = None, log_to_driver: bool = False,
                  **unknown: Any) -> None:
-        if unknown:
-            raise StudyFileError(
-                f"executor: unknown key(s) {sorted(unknown)} for the ray executor; valid: "
-                "['address', 'launcher_cpus', 'log_to_driver', 'max_retries', 'ray_trainer', "
-                "'timeline']")
-        if not isinstance(address, str) or not address:
-            raise StudyFileError(f"executor.address: expected 'auto', 'host:port' or "
-                                 f"'ray://host:port', got {address!r}")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise StudyFileError(f"executor.max_retries: expected an integer >= 0, got {max_retries!r}")
-        if ray_trainer is not None and not isinstance(ray_trainer, bool):
-            raise StudyFileError(f"executor.ray_trainer: expected true or false, got {ray_trainer!r}")
-        if isinstance(launcher_cpus, bool) or not isinstance(launcher_cpus, (int, float)) or \
-                launcher_cpus < 0:
-            raise StudyFileError(f"executor.launcher_cpus: expected a number >= 0, got {launcher_cpus!r}")
+        _check_options(address=address, max_retries=max_retries, ray_trainer=ray_trainer,
+                       launcher_cpus=launcher_cpus, **unknown)
         self.backend_name = backend
         self.options = dict(backend_options)
         self.workers = workers
