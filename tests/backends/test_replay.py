@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -155,10 +154,9 @@ def test_extensions_continue_the_recorded_curve(tmp_path: Path) -> None:
 def test_init_and_run_the_example_in_seconds(tmp_path: Path) -> None:
     r = cli("init", "--workload", "replay", "r.yaml", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    t0 = time.perf_counter()
+    # how long it takes is a benchmark's business (bench/replay/README.md), not a test's
     r = cli("run", "r.yaml", "--out", "R", "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert time.perf_counter() - t0 < 55
     b = cli("best", "R", "--json", cwd=tmp_path)
     assert b.returncode == 0, b.stderr
     best = json.loads(b.stdout)
