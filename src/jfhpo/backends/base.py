@@ -21,7 +21,7 @@ import abc
 import importlib
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -168,6 +168,16 @@ _BUILTIN: dict[str, str] = {
     "trl": "jfhpo.backends.trl",
     "replay": "jfhpo.backends.replay",
 }
+
+
+def check_option_keys(options: Mapping[str, Any], valid: Iterable[str], backend: str) -> None:
+    """Raise ``BackendError`` naming every key of ``backend.options`` that ``backend`` does not
+    know, with the valid ones (the one message every built-in backend gives)."""
+    known = set(valid)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise BackendError(f"backend.options: unknown key(s) {unknown} for the {backend} backend; "
+                           f"valid keys: {sorted(known)}")
 
 
 def register_backend(cls: type[Backend]) -> type[Backend]:

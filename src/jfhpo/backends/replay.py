@@ -49,6 +49,7 @@ from jfhpo.backends.base import (
     Reporter,
     SegmentOutcome,
     SegmentTask,
+    check_option_keys,
     register_backend,
 )
 from jfhpo.fidelity import ModelLadder, ModelRung
@@ -294,12 +295,7 @@ class ReplayBackend(Backend):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        unknown = sorted(set(self.options) - set(OPTIONS))
-        if unknown:
-            raise BackendError(
-                f"backend.options: unknown key(s) {unknown} for the replay backend; "
-                f"valid keys: {sorted(OPTIONS)}"
-            )
+        check_option_keys(self.options, OPTIONS, "replay")
         seed = self.options.get("seed", 0)
         if seed != "run" and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise BackendError(f"backend.options.seed: must be a recorded seed (>= 0) or 'run', got {seed!r}")

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from jfhpo.backends.base import BackendError, SegmentTask, register_backend
+from jfhpo.backends.base import BackendError, SegmentTask, check_option_keys, register_backend
 from jfhpo.backends.command import Capabilities, CommandBackend, CommandOptions, format_value
 from jfhpo.fidelity import ModelLadder
 from jfhpo.metric_names import VERL_NAMES
@@ -177,10 +177,7 @@ class VerlBackend(CommandBackend):
     default_objective: ClassVar[str] = "eval_accuracy"
 
     def parse_options(self, options: Mapping[str, Any]) -> CommandOptions:
-        unknown = sorted(set(options) - set(VERL_OPTIONS))
-        if unknown:
-            raise BackendError(f"backend.options: unknown key(s) {unknown} for the verl "
-                               f"backend; valid keys: {sorted(VERL_OPTIONS)}")
+        check_option_keys(options, VERL_OPTIONS, "verl")
         for key in ("launcher", "overrides"):
             v = options.get(key, [])
             if not isinstance(v, list) or not all(isinstance(a, str) for a in v):

@@ -27,6 +27,7 @@ from jfhpo.backends.base import (
     Reporter,
     SegmentOutcome,
     SegmentTask,
+    check_option_keys,
     register_backend,
 )
 from jfhpo.backends.tiny import hparams
@@ -81,12 +82,7 @@ class TinyGRPOBackend(Backend):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        unknown = sorted(set(self.options) - set(OPTIONS))
-        if unknown:
-            raise BackendError(
-                f"backend.options: unknown key(s) {unknown} for the tiny backend; "
-                f"valid keys: {sorted(OPTIONS)}"
-            )
+        check_option_keys(self.options, OPTIONS, "tiny")
         for key, low in (("eval_problems", 1), ("test_problems", 0), ("data_seed", 0),
                          ("base_seed", 0), ("prepare_workers", 1)):
             v = self.options.get(key, low)

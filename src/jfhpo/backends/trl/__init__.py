@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from jfhpo.backends.base import BackendError, SegmentTask, register_backend
+from jfhpo.backends.base import BackendError, SegmentTask, check_option_keys, register_backend
 from jfhpo.backends.command import Capabilities, CommandBackend, CommandOptions
 from jfhpo.fidelity import ModelLadder
 from jfhpo.metric_names import TRL_NAMES
@@ -89,10 +89,7 @@ class TrlBackend(CommandBackend):
     default_objective: ClassVar[str] = "eval_reward"
 
     def parse_options(self, options: Mapping[str, Any]) -> CommandOptions:
-        unknown = sorted(set(options) - set(TRL_OPTIONS))
-        if unknown:
-            raise BackendError(f"backend.options: unknown key(s) {unknown} for the trl backend; "
-                               f"valid keys: {sorted(TRL_OPTIONS)}")
+        check_option_keys(options, TRL_OPTIONS, "trl")
         if "dataset" not in options or "rewards" not in options:
             raise BackendError("backend.options: the trl backend needs `dataset` and `rewards`")
         self.dataset = parse_dataset(options["dataset"])
