@@ -258,7 +258,7 @@ def test_unknown_proxy_is_reported_when_the_ladder_is_known() -> None:
 
 
 def test_audit_trains_the_proxy_runs_to_the_full_budget_before_comparing() -> None:
-    opt = JFHPOOptimizer({**FAST, "n_init": 4})
+    opt = JFHPOOptimizer({**FAST, "n_init": 4, "policy": "ladder"})
     runs: list[RunRecord] = []
     sugs = []
     for i in range(12):
@@ -276,7 +276,7 @@ def test_audit_trains_the_proxy_runs_to_the_full_budget_before_comparing() -> No
 
 def test_audit_starts_fresh_full_budget_proxy_runs_when_early_stopping_ended_the_first_ones() -> None:
     """Stopped runs cannot grow; the audit must still reach enough full-budget proxy runs."""
-    opt = JFHPOOptimizer({**FAST, "n_init": 4})
+    opt = JFHPOOptimizer({**FAST, "n_init": 4, "policy": "ladder"})
     runs: list[RunRecord] = []
     for i in range(4):
         sug = opt.suggest(make_view(runs, i))
@@ -332,7 +332,7 @@ def test_finish_trains_the_predicted_best_on_the_target_when_the_budget_is_nearl
             for i, u in enumerate(np.linspace(0.05, 0.95, 6))]
     full = 10.0 * 36  # one full-budget target run, in the views' cost units
     spent = sum(r.cost for r in runs)
-    opt = JFHPOOptimizer({**FAST, "finish": True})
+    opt = JFHPOOptimizer({**FAST, "finish": True, "policy": "ladder"})
     # the target's cost is only extrapolated: no finish before half the budget is spent
     early = make_view(runs, len(runs), budget_total=spent + 1.1 * full, budget_spent=spent)
     assert spent < 0.5 * (spent + 1.1 * full) and opt._finishing(early, runs) is False
@@ -364,3 +364,61 @@ def test_long_target_starts_only_for_curves_seen_that_long() -> None:
             assert any(view.space.key(r.config) == key and r.steps_done >= sug.steps
                        for r in runs), sug
         apply(runs, sug)
+
+
+# ---- the climb policy (the default) -------------------------------------------------------------
+
+
+def _proxy_runs(n: int) -> list[RunRecord]:
+    """``n`` configurations on the proxy, every third one trained to the full budget."""
+    rng = np.random.default_rng(5)
+    full = STEPS.max_steps
+    return [run_to(SPACE.sample(rng), "small", full if i % 3 == 0 else STEPS.rungs()[0], i)
+            for i in range(n)]
+
+
+def test_climb_is_the_default_and_searches_the_proxy_until_refuted() -> None:
+    assert JFHPOOptimizer().opts.policy == "climb"
+    view = make_view(_proxy_runs(6), 6)
+    assert JFHPOOptimizer(FAST).search_models(view) == ["small"]
+
+
+def test_climb_verifies_the_proxys_favourite_on_the_target_after_check_after_configs() -> None:
+    runs = _proxy_runs(6)
+    opt = JFHPOOptimizer({**FAST, "check_after": 6})
+    sug = opt.suggest(make_view(runs, 6))
+    full = [r for r in runs if r.steps_done == STEPS.max_steps]
+    favourite = max(full, key=lambda r: r.score or 0.0)
+    assert isinstance(sug, Start)
+    assert (sug.model, sug.steps) == ("target", STEPS.max_steps)
+    assert SPACE.key(sug.config) == SPACE.key(favourite.config)
+    # one check_after's worth of proxy configurations per verification: not again at once
+    runs.append(run_to(sug.config, "target", STEPS.max_steps, len(runs)))
+    again = opt.suggest(make_view(runs, 7))
+    assert again is not None
+    assert (again.model if isinstance(again, Start) else runs[again.run_id].model) == "small"
+
+
+def test_a_verification_stopped_on_the_target_refutes_the_proxy() -> None:
+    runs = _proxy_runs(6)
+    opt = JFHPOOptimizer({**FAST, "check_after": 6})
+    sug = opt.suggest(make_view(runs, 6))
+    assert isinstance(sug, Start) and sug.model == "target"
+    stopped = replace(run_to(sug.config, "target", 8, len(runs)),
+                      stopped=StopReason("kl_runaway", "KL ran away"))
+    view = make_view([*runs, stopped], 7)
+    assert opt.search_models(view) == ["target"]
+    assert any("refuted" in w and "target" in w for w in opt.warnings(view))
+    nxt = opt.suggest(view)
+    assert nxt is not None
+    assert (nxt.model if isinstance(nxt, Start) else view.runs[nxt.run_id].model) == "target"
+
+
+@pytest.mark.parametrize("options, field", [
+    ({"check_configs": 2}, "check_configs"),
+    ({"check_after": 0}, "check_after"),
+    ({"verify": "yes"}, "verify"),
+])
+def test_climb_options_are_checked(options: dict[str, Any], field: str) -> None:
+    with pytest.raises(OptimizerError, match=field):
+        JFHPOOptimizer(options)

@@ -2,8 +2,16 @@
 
 Each decision rebuilds everything from the view (no state between calls):
 
-1. Which models may be searched. ``policy: fixed_proxy`` is the paper: one proxy (``proxy``,
-   default the smallest rung), the target left to confirmation. ``policy: ladder`` (default) may
+1. Which models may be searched. ``policy: climb`` (default) searches one proxy (``proxy``,
+   default the smallest rung) as the paper does, and after every ``check_after`` configurations
+   tried there trains the proxy's favourite on the target at the full step budget with the
+   stopping rules watching (``verify``); the first such run that is stopped or collapses refutes
+   the proxy, and from then on the search runs on the target itself (steps as the only fidelity).
+   A verified favourite needs no further confirmation. ``check_configs: k`` (default 0: off) adds
+   a check on the next rung: k configurations of the proxy (its best and a contrast) trained
+   there, refuting the proxy when their ranking disagrees or its favourite loses.
+   ``policy: fixed_proxy`` is the paper: one proxy (``proxy``,
+   default the smallest rung), the target left to confirmation. ``policy: ladder`` may
    use every rung, except those whose rankings were measured NOT to carry over to a larger model
    (``jfhpo.transfer``: Spearman below ``transfer_threshold`` over at least ``min_transfer_configs``
    configurations); such a rung and all below it are dropped, and ``warnings()`` says so.
@@ -59,7 +67,7 @@ from jfhpo.view import StudyView, TransferRecord
 
 __all__ = ["JFHPOOptimizer", "JFHPOOptions"]
 
-_POLICIES = ("ladder", "fixed_proxy")
+_POLICIES = ("ladder", "fixed_proxy", "climb")
 _ACQUISITIONS = ("aei", "ei")
 _STOPPED = ("floor", "last")
 
@@ -70,7 +78,7 @@ class JFHPOOptions:
 
     n_init: int = 5
     n_candidates: int = 256
-    policy: str = "ladder"
+    policy: str = "climb"
     proxy: str | None = None
     transfer_threshold: float = 0.5
     min_transfer_configs: int = 4
@@ -90,6 +98,9 @@ class JFHPOOptions:
     finish: bool = False
     finish_margin: float = 0.25
     long_target_starts: str = "any"
+    check_configs: int = 0
+    check_after: int = 10
+    verify: bool = True
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> JFHPOOptions:
@@ -149,6 +160,11 @@ class JFHPOOptions:
         need(isinstance(o.drift, bool), "drift", "must be true or false")
         need(o.long_target_starts in ("seen", "any"), "long_target_starts",
              "must be 'seen' or 'any'")
+        need(is_int(o.check_configs) and (o.check_configs >= 3 or o.check_configs == 0),
+             "check_configs", "must be 0 (no check) or an integer >= 3")
+        need(isinstance(o.verify, bool), "verify", "must be true or false")
+        need(is_int(o.check_after) and o.check_after >= 1, "check_after",
+             "must be an integer >= 1")
         need(isinstance(o.finish, bool), "finish", "must be true or false")
         need(is_num(o.finish_margin) and 0 <= o.finish_margin <= 2, "finish_margin",
              "must be a number in [0, 2]")
@@ -214,6 +230,10 @@ class JFHPOOptimizer(Optimizer):
         if self.opts.policy == "fixed_proxy":
             return [self._proxy(view)]
         names = view.ladder.names
+        if self.opts.policy == "climb":
+            if len(names) == 1 or self._climb_refuted(view) is not None:
+                return [view.ladder.target.name]
+            return [self._proxy(view)]
         lowest = 0
         for t in self._misranking(view):
             if t.small in view.ladder:
@@ -221,6 +241,8 @@ class JFHPOOptimizer(Optimizer):
         return names[min(lowest, len(names) - 1) :]
 
     def _reference(self, view: StudyView) -> tuple[str, int]:
+        if self.opts.policy == "climb":
+            return self.search_models(view)[0], view.steps.max_steps
         model = self._proxy(view) if self.opts.policy == "fixed_proxy" else view.ladder.target.name
         return model, view.steps.max_steps
 
@@ -234,12 +256,22 @@ class JFHPOOptimizer(Optimizer):
             )
             if self.opts.policy == "ladder":
                 out.append(f"{head}: searching on larger proxies.")
+            elif self.opts.policy == "climb":
+                out.append(f"{head}: searching on the target.")
             else:
                 out.append(
                     f"{head}: the fixed proxy may pick a poor configuration; "
                     "consider policy: ladder."
                 )
-        return out
+        return out + self._climb_warnings(view)
+
+    def _climb_warnings(self, view: StudyView) -> list[str]:
+        if self.opts.policy != "climb":
+            return []
+        why = self._climb_refuted(view)
+        if why is None or why.startswith("rankings on"):
+            return []  # none, or already said from the transfer figures
+        return [f"The proxy was refuted: {why}; searching on the target."]
 
     def may_extend(self, view: StudyView, run: RunRecord) -> bool:
         """Runs on a searched model (or on the target) may grow; others keep no checkpoint."""
@@ -269,6 +301,10 @@ class JFHPOOptimizer(Optimizer):
             audit = self._audit(view, models, rng, started)
             if audit is not None:
                 return audit
+        if self.opts.policy == "climb" and models[0] != view.ladder.target.name:
+            check = self._climb_check(view, rng, started)
+            if check is not None:
+                return check
         features, data = self._training_data(view, live)
         if len(data) < 2 or np.ptp(data.y) == 0.0:
             return self._fresh_start(view, rng, models[0], rungs[0], started)
@@ -477,6 +513,181 @@ class JFHPOOptimizer(Optimizer):
             key = self._pick_audit(at_full, set(common), audited_anywhere, k)
             return Start(config=dict(best[key].config), model=up, steps=min(steps, full))
         return None
+
+    # ---- the climb policy: search the smallest proxy once its best is seen to carry over -------
+
+    def _climb_pair(self, view: StudyView) -> tuple[str, str] | None:
+        names = view.ladder.names
+        low = self._proxy(view)
+        if len(names) < 2 or low == view.ladder.target.name:
+            return None
+        return low, names[names.index(low) + 1]
+
+    def _longest_runs(self, view: StudyView, model: str) -> dict[str, RunRecord]:
+        """Per configuration, its longest scored live run on ``model``."""
+        out: dict[str, RunRecord] = {}
+        for r in view.runs:
+            if r.model != model or r.failed or r.steps_done <= 0 or r.score is None:
+                continue
+            key = view.space.key(r.config)
+            if key not in out or r.steps_done > out[key].steps_done:
+                out[key] = r
+        return out
+
+    def _climb_refuted(self, view: StudyView) -> str | None:
+        """Why the proxy's ranking was seen NOT to carry over to the next rung (None if it was
+        not, or not yet checked): over the ``check_configs`` configurations trained on both at
+        the step the larger rung's runs reached, a Spearman correlation below
+        ``transfer_threshold``, or the proxy's favourite beaten on the larger rung by more than
+        a tenth of those configurations' score range there (the top is what the answer takes)."""
+        pair = self._climb_pair(view)
+        if pair is None:
+            return None
+        low, up = pair
+        target = view.ladder.target.name
+        for t in self._misranking(view):
+            if t.small == low:
+                return (f"rankings on {low} do not carry over to {t.large} (Spearman "
+                        f"{t.spearman:.2f} over {t.n_configs} configurations)")
+        if self.opts.verify:
+            for r in view.runs:
+                if r.model == target and not r.failed and not r.busy and (
+                        r.stopped is not None or self._collapsed(r)):
+                    return (f"the proxy's favourite {view.space.key(r.config)} failed on the "
+                            f"target ({'stopped: ' + str(r.stopped) if r.stopped else 'collapsed'})")
+        if self.opts.check_configs == 0:
+            return None
+        lows, ups = self._longest_runs(view, low), self._longest_runs(view, up)
+        common = [k for k in ups if k in lows and not ups[k].busy]
+        if len(common) < self.opts.check_configs:
+            return None
+        at = min(ups[k].steps_done for k in common)
+        a = np.array([self._value_at(lows[k], max(at, lows[k].steps_done)) for k in common])
+        b = np.array([self._value_at(ups[k], at) for k in common])
+        if np.ptp(a) == 0.0 or np.ptp(b) == 0.0:
+            return None
+        from scipy.stats import spearmanr
+
+        rho = float(spearmanr(a, b).statistic)
+        if not math.isfinite(rho) or rho < self.opts.transfer_threshold:
+            return (f"rankings on {low} do not carry over to {up} (Spearman {rho:.2f} over "
+                    f"{len(common)} configurations)")
+        top = int(np.argmax(a))
+        margin = max(0.1 * float(np.ptp(b)), 2.0 * self._eval_noise([*lows.values(), *ups.values()]))
+        if b.max() - b[top] > margin:
+            return (f"the best configuration on {low} is not the best on {up} "
+                    f"({b[top]:.4g} against {b.max():.4g})")
+        return None
+
+    def _climb_check(
+        self, view: StudyView, rng: np.random.Generator, started: set[str]
+    ) -> Suggestion | None:
+        """The transfer check of the climb policy, once ``check_after`` configurations were
+        tried on the proxy: its ``check_configs`` best-known configurations at the full step
+        budget (best, worst and between, for contrast) are trained on the next rung, at the
+        most steps whose runs cost at most ``audit_fraction`` of the budget left."""
+        pair = self._climb_pair(view)
+        if pair is None:
+            return None
+        low, up = pair
+        k, full = self.opts.check_configs, view.steps.max_steps
+        lows = self._longest_runs(view, low)
+        if len(lows) < self.opts.check_after:
+            return None
+        if self.opts.verify:
+            verify = self._climb_verify(view, lows)
+            if verify is not None:
+                return verify
+        if k == 0:
+            return None
+        ups = self._longest_runs(view, up)
+        if any(r.busy for r in ups.values()):
+            return None
+        checked = [key for key in ups if key in lows]
+        if len(checked) >= k:
+            return None
+        cost = view.cost
+        bounded = cost.calibrated and math.isfinite(view.budget_total)
+        allowance = self.opts.audit_fraction * view.budget_left
+        at_full = sorted(
+            (key for key, r in lows.items() if r.steps_done >= full and not r.busy),
+            key=lambda key: (-(lows[key].score or 0.0), key),
+        )
+        if len(at_full) < k:
+            if any(r.busy for r in lows.values()):
+                return None
+            growable = [key for key, r in lows.items()
+                        if key not in at_full and r.stopped is None and self.may_extend(view, r)]
+            if growable:
+                s0 = min(lows[key].steps_done for key in growable)
+                key = min(growable, key=lambda key: (-self._value_at(lows[key], s0), key))
+                run = lows[key]
+                if bounded and cost.between(low, run.steps_done, full) > allowance / k:
+                    return None
+                return Extend(run_id=run.run_id, steps=full)
+            if bounded and cost.segment(low, full) > allowance / k:
+                return None
+            return self._fresh_start(view, rng, low, full, started)
+        steps = full
+        if bounded:
+            fits = [s for s in view.steps.rungs() if (k - len(checked)) * cost.segment(up, s)
+                    <= allowance]
+            if not fits:
+                return None
+            steps = max(fits)
+        picks = [*at_full[: k - 1], at_full[-1]]  # the top, where the answer is, and a contrast
+        pick = next((p for p in picks if p not in checked), None)
+        key = pick if pick is not None else self._pick_audit(at_full, set(checked), set(), k)
+        return Start(config=dict(lows[key].config), model=up, steps=steps)
+
+    def _climb_verify(self, view: StudyView, lows: Mapping[str, RunRecord]) -> Suggestion | None:
+        """Train the proxy's favourite (its best run at the full step budget) on the target,
+        at the full budget, with the stopping rules watching: if it diverges there the rules stop
+        it early (cheap) and the proxy is refuted; if not, the answer has its target run (the
+        confirmation it needs anyway). One verification per ``check_after`` proxy configurations,
+        while the budget left pays for it."""
+        target, full = view.ladder.target.name, view.steps.max_steps
+        on_target = [r for r in view.runs if r.model == target and not r.failed]
+        if any(r.busy for r in on_target):
+            return None
+        if len(lows) < self.opts.check_after * (1 + len(on_target)):
+            return None
+        done = [(key, r) for key, r in lows.items()
+                if r.steps_done >= full and not r.busy and r.stopped is None]
+        if not done:
+            return None
+        key, run = max(done, key=lambda kr: (kr[1].score or -math.inf, kr[0]))
+        if any(view.space.key(r.config) == key for r in on_target):
+            return None
+        if not view.ledger.can_pay(view.cost.segment(target, full)):
+            return None
+        return Start(config=dict(run.config), model=target, steps=full)
+
+    @staticmethod
+    def _collapsed(run: RunRecord) -> bool:
+        """A curve that ended more than half its range below its peak and by more than a fifth
+        of the peak: a diverged run the stopping rules let finish."""
+        vals = [v for _, v in sorted(run.curve) if math.isfinite(v)]
+        if run.score is not None and math.isfinite(run.score):
+            vals.append(float(run.score))
+        if len(vals) < 2:
+            return False
+        peak, last = max(vals), vals[-1]
+        return peak - last > 0.5 * (peak - min(vals)) and peak - last > 0.2 * abs(peak)
+
+    @staticmethod
+    def _eval_noise(runs: Sequence[RunRecord]) -> float:
+        """A robust estimate of the evaluation noise's standard deviation: the median absolute
+        difference of consecutive late evaluations of the same run (where curves are flat),
+        scaled to a Gaussian's sd; 0 when no run has three evaluations."""
+        diffs: list[float] = []
+        for r in runs:
+            vals = [v for _, v in sorted(r.curve) if math.isfinite(v)]
+            if len(vals) >= 3:
+                diffs.extend(abs(vals[i + 1] - vals[i]) for i in range(len(vals) - 3, len(vals) - 1))
+        if not diffs:
+            return 0.0
+        return 1.4826 * float(np.median(diffs)) / math.sqrt(2.0)
 
     @staticmethod
     def _value_at(run: RunRecord, step: int) -> float:
