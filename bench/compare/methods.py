@@ -53,7 +53,10 @@ def methods(target: str) -> dict[str, Method]:
         Method("smac_mf", "smac_mf", note="SMAC3 MultiFidelityFacade; its budget = steps on the target"),
         Method("dehb", "dehb", note="DEHB; its budget = steps on the target"),
         Method("jfhpo", "jfhpo", stopping=True, kind="jfhpo",
-               note="JF-HPO, model ladder x steps, early stopping, checkpoint reuse"),
+               note="JF-HPO (climb: smallest proxy, favourite verified on the target), early "
+                    "stopping, checkpoint reuse"),
+        Method("jfhpo_ladder", "jfhpo", {"policy": "ladder"}, stopping=True, kind="ablation",
+               note="the former default: every rung, transfer audit up the ladder"),
         Method("jfhpo_fixed_proxy", "jfhpo", {"policy": "fixed_proxy"}, stopping=True,
                kind="ablation", note="the paper's policy: one fixed proxy (the smallest)"),
         Method("jfhpo_no_proxy", "jfhpo", {"policy": "fixed_proxy", "proxy": target},
