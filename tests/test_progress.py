@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,40 @@ def test_a_silent_sink_gets_no_snapshots() -> None:
     """``--quiet`` and the benchmarks pass the base sink: the tuner builds no snapshot for it."""
     assert not ProgressSink().wants_updates
     assert PlainSink(io.StringIO()).wants_updates
+
+
+class SlowSink(ProgressSink):
+    """A view that takes 0.1 s to draw, as reading a large study does."""
+
+    def __init__(self) -> None:
+        self.drawing = 0.0
+        self.draws = 0
+
+    def update(self, snap: Snapshot) -> None:
+        t0 = time.perf_counter()
+        time.sleep(0.1)
+        self.draws += 1
+        self.drawing += time.perf_counter() - t0
+
+
+def test_redraws_are_throttled_by_their_own_cost(tmp_path: Path) -> None:
+    """A redraw reads the whole study, so a slow one is repeated less often: drawing takes about a
+    sixth of the study's time (5x its cost between redraws), not one draw per segment."""
+    data = synthetic_study(executor={"name": "inline"}, workers=1, budget={"seconds": 1200},
+                           optimizer={"name": "random"}, steps={"min": 5, "max": 45, "eta": 3},
+                           eval_every=5, confirm={"top_k": 0})
+    data["backend"]["options"]["sleep"] = 0.002
+    study = Study.create(tmp_path / "T", parse_spec(data), "eval_accuracy")
+    sink = SlowSink()
+    t0 = time.perf_counter()
+    try:
+        run_study(study, sink)
+        segments = len(study.segments)
+    finally:
+        study.close()
+    total = time.perf_counter() - t0
+    assert segments >= 10
+    # one draw per segment would be more than half the study's time here; throttled, each draw
+    # is followed by 5x its cost without one (plus the first draw and one as each phase ends)
+    assert sink.draws <= segments / 2
+    assert sink.drawing <= total / 5 + 0.4, (sink.drawing, total, sink.draws, segments)

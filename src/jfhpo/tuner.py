@@ -51,6 +51,7 @@ class Tuner:
         self._refused: StudyView | None = None
         self._exhausted = False
         self._wall0, self._t0, self._shown = study.wall_used(), clock(), -math.inf
+        self._gap = 0.0  # least seconds between redraws: 5x what the last one took
         self._launched: dict[int, float] = {}
         self._failures_in_a_row = 0
 
@@ -81,11 +82,14 @@ class Tuner:
         while True:
             blocked = self._fill(phase)
             if not self.in_flight and (blocked or not self.queue):
+                self._show()
                 return
             event = self.executor.next_event(timeout=1.0)
             if event is not None:
                 self._handle(event)
-            if not isinstance(event, events.ObservationEvent) or self.clock() - self._shown > 0.5:
+            since = self.clock() - self._shown
+            if since > max(0.5, self._gap) or (
+                    not isinstance(event, events.ObservationEvent) and since > self._gap):
                 self._shown = self.clock()
                 self._show()
 
@@ -210,8 +214,10 @@ class Tuner:
     def _show(self) -> None:
         """Redraw the progress view from the results layer (what ``jfhpo status`` reads)."""
         if self.sink.wants_updates:
+            t0 = time.perf_counter()
             res = study_results(self.study, wall_used=self.wall_used())
             self.sink.update(progress.snapshot(res))
+            self._gap = 5.0 * (time.perf_counter() - t0)  # a big study: redraw less often
 
     def _warn(self, text: str) -> None:
         if self.study.warn(text):
