@@ -127,6 +127,12 @@ class BudgetSummary:
     by_phase: Mapping[str, float]  # compute-seconds of finished segments per phase
     interrupted: float  # compute-seconds of segments lost to a dead study process
 
+    @property
+    def spent(self) -> float:
+        """What the budget has spent, in its own measure: compute-seconds of finished segments
+        (``compute``) or the study's wall-clock seconds (``wall``), as the budget ledger counts."""
+        return self.wall_used if self.measure == "wall" else self.spent_compute
+
 
 @dataclass(frozen=True)
 class ConfirmationRow:
@@ -229,7 +235,19 @@ def _stored_effective(study: Study) -> dict[int, dict[str, Any]]:
 
 
 def _composer(study: Study) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """A function config -> effective configuration, asking the study's backend once."""
+    """A function config -> effective configuration, asking the study's backend once (on the
+    first call: studies that stored every run's effective configuration never load it)."""
+    made: list[Callable[[Mapping[str, Any]], dict[str, Any]]] = []
+
+    def compose(merged: Mapping[str, Any]) -> dict[str, Any]:
+        if not made:
+            made.append(_load_composer(study))
+        return made[0](merged)
+
+    return compose
+
+
+def _load_composer(study: Study) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     try:
         from jfhpo.backends.base import get_backend
 
@@ -259,10 +277,17 @@ def _last_line(text: str | None) -> str | None:
 def _segments(study: Study) -> tuple[SegmentResult, ...]:
     finished_at = {int(r["id"]): r["finished"] for r in study.storage.rows("segments")}
     segs = sorted(study.segments.values(), key=lambda s: s.segment_id)
+    last_live: dict[int, int] = {}  # run -> its last segment that was not interrupted
+    for s in segs:
+        if s.status is not SegmentStatus.INTERRUPTED:
+            last_live[s.run_id] = s.segment_id
     out = []
     for s in segs:
-        later = any(o.run_id == s.run_id and o.segment_id > s.segment_id
-                    and o.status is not SegmentStatus.INTERRUPTED for o in segs)
+        later = last_live.get(s.run_id, -1) > s.segment_id
+        end = s.end_step
+        if end is None:  # still running: the last step it reported
+            end = max((o.step for o in study.obs.get(s.run_id, ())
+                       if o.segment_id == s.segment_id), default=s.start_step)
         if s.status is SegmentStatus.COMPLETED:
             outcome = Outcome.EXTENDED if later else Outcome.FINISHED
         elif s.status is SegmentStatus.STOPPED:
@@ -276,7 +301,7 @@ def _segments(study: Study) -> tuple[SegmentResult, ...]:
         run = study.runs[s.run_id]
         out.append(SegmentResult(
             segment_id=s.segment_id, run_id=s.run_id, model=run.model, phase=run.phase,
-            start_step=s.start_step, end_step=s.end_step if s.end_step is not None else s.start_step,
+            start_step=s.start_step, end_step=end,
             target_step=s.target_step, outcome=outcome, cost=float(s.cost or 0.0), score=s.score,
             stop_rule=s.reason.rule if s.reason else None,
             stop_message=s.reason.message if s.reason else None,
@@ -433,8 +458,10 @@ def _versus(study: Study, runs: tuple[RunResult, ...], winner: Winner | None
     return tuple(out)
 
 
-def study_results(study: Study) -> StudyResults:
-    """Read everything a report needs from ``study`` (nothing is written)."""
+def study_results(study: Study, wall_used: float | None = None) -> StudyResults:
+    """Read everything a report needs from ``study`` (nothing is written). ``wall_used``: the
+    live wall clock of the tuner that runs the study (its progress view); default the stored
+    one, which the tuner updates after every segment."""
     spec = study.spec
     segments = _segments(study)
     runs = _runs(study, segments)
@@ -448,7 +475,8 @@ def study_results(study: Study) -> StudyResults:
             interrupted += cost
     budget = BudgetSummary(
         total=spec.budget.seconds, measure=spec.budget.measure,
-        spent_compute=study.budget_spent(), wall_used=study.wall_used(),
+        spent_compute=study.budget_spent(),
+        wall_used=study.wall_used() if wall_used is None else float(wall_used),
         confirm_fraction=spec.confirm.fraction,
         by_phase=MappingProxyType(by_phase), interrupted=interrupted)
     counts = {st.name.lower(): sum(1 for s in study.segments.values() if s.status is st)

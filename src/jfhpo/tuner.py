@@ -14,15 +14,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from jfhpo import wiring
+from jfhpo import progress, wiring
 from jfhpo.backends.base import Backend, SegmentOutcome
 from jfhpo.checkpoints import CheckpointRegistry
 from jfhpo.executors import base as events
 from jfhpo.optimizers.base import Optimizer
 from jfhpo.planning import translate
 from jfhpo.planning.ledger import suggestion_cost
-from jfhpo.progress import ProgressSink, Snapshot
+from jfhpo.progress import ProgressSink
 from jfhpo.records import Phase, SegmentRecord, SegmentStatus, Suggestion, Verdict
+from jfhpo.results import study_results
 from jfhpo.stopping.base import StoppingRule
 from jfhpo.study import Study
 from jfhpo.view import StudyView
@@ -46,11 +47,11 @@ class Tuner:
         self.registry = CheckpointRegistry(study)
         self.queue: deque[tuple[int, int, int, int]] = deque()  # (run, decision, start, target)
         self.in_flight: dict[int, SegmentRecord] = {}
-        self.snap = Snapshot()
         self._view: StudyView | None = None
         self._refused: StudyView | None = None
         self._exhausted = False
         self._wall0, self._t0, self._shown = study.wall_used(), clock(), -math.inf
+        self._gap = 0.0  # least seconds between redraws: 5x what the last one took
         self._launched: dict[int, float] = {}
         self._failures_in_a_row = 0
 
@@ -70,25 +71,27 @@ class Tuner:
             self._loop(Phase.CONFIRM)
         finally:
             self.study.touch_wall(self.wall_used())
-        best = st.best()
-        for line in wiring.summary_lines(st):
+        res = study_results(st, wall_used=self.wall_used())
+        for line in progress.closing_lines(res):
             self.sink.message(line)
-        self.sink.finish(best)
-        return best
+        self.sink.finish(res.winner)
+        return st.best()
 
     def _loop(self, phase: Phase) -> None:
         self._exhausted = False
         while True:
             blocked = self._fill(phase)
             if not self.in_flight and (blocked or not self.queue):
+                self._show()
                 return
             event = self.executor.next_event(timeout=1.0)
             if event is not None:
                 self._handle(event)
-            if not isinstance(event, events.ObservationEvent) or self.clock() - self._shown > 0.5:
+            since = self.clock() - self._shown
+            if since > max(0.5, self._gap) or (
+                    not isinstance(event, events.ObservationEvent) and since > self._gap):
                 self._shown = self.clock()
-                self.sink.update(wiring.fill_snapshot(self.snap, self.study, self.view(),
-                                                      self.in_flight))
+                self._show()
 
     def _fill(self, phase: Phase) -> bool:
         """Start what can start; True when the queue's head cannot (resources or budget)."""
@@ -181,10 +184,8 @@ class Tuner:
         self.study.add_observation(ev.segment_id, ev.step, ev.metrics)
         if seg.reason is not None:
             return Verdict.STOP
-        note = wiring.stop_check(self.study, self.rules, seg, ev.step, self.view())
-        if note is not None:
-            self.snap.stops.append(note)
-        return Verdict.CONTINUE if note is None else Verdict.STOP
+        stop = wiring.stop_check(self.study, self.rules, seg, self.view())
+        return Verdict.STOP if stop else Verdict.CONTINUE
 
     def _done(self, seg_id: int, outcome: SegmentOutcome, wall: float) -> None:
         wiring.record_done(self.study, self.registry, seg_id, outcome, wall)
@@ -198,7 +199,6 @@ class Tuner:
         wall = self.clock() - self._launched.pop(seg_id, self.clock())
         self.sink.message(wiring.record_failure(st, seg, error, wall, self.view().cost))
         self.in_flight.pop(seg_id, None)
-        self.snap.failures += 1
         if st.runs[seg.run_id].phase is Phase.CONFIRM:
             self._queue_pending(only=seg.suggestion_id)  # a retry, while retries are left
         self._failures_in_a_row += 1
@@ -210,6 +210,14 @@ class Tuner:
         self.study.touch_wall(self.wall_used())
         self._update_transfer()
         self._collect_checkpoints()
+
+    def _show(self) -> None:
+        """Redraw the progress view from the results layer (what ``jfhpo status`` reads)."""
+        if self.sink.wants_updates:
+            t0 = time.perf_counter()
+            res = study_results(self.study, wall_used=self.wall_used())
+            self.sink.update(progress.snapshot(res))
+            self._gap = 5.0 * (time.perf_counter() - t0)  # a big study: redraw less often
 
     def _warn(self, text: str) -> None:
         if self.study.warn(text):

@@ -1,6 +1,6 @@
 """What the tuner wires together, kept out of its event loop: building the executor and the
-stopping rules for a study, preparing the ladder's models, the progress snapshot and the closing
-lines, and the arithmetic of segment targets and failed segments' costs."""
+stopping rules for a study, preparing the ladder's models, and the arithmetic of segment targets
+and failed segments' costs. (The progress view reads the results layer: ``jfhpo.progress``.)"""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from jfhpo.executors.base import Executor, PreparedEvent, ProgressEvent
 from jfhpo.optimizers.base import Optimizer
 from jfhpo.planning.confirm import ConfirmPlan, plan_confirmation
 from jfhpo.planning.resume import DecisionInfo, Pending, RunInfo, pending_work
-from jfhpo.progress import ProgressSink, Snapshot
+from jfhpo.progress import ProgressSink
 from jfhpo.records import Phase, SegmentRecord, SegmentStatus
 from jfhpo.stopping.base import RunHistory, StoppingRule
 from jfhpo.study import Study
@@ -93,51 +93,6 @@ def failed_cost(seg: SegmentRecord, model: str, ran: int, wall: float, cost: Cos
     if ran <= 0:
         return wall
     return max(cost.segment(model, ran, start=seg.start_step == 0), 0.0)
-
-
-def fill_snapshot(snap: Snapshot, study: Study, view: StudyView,
-                  in_flight: Mapping[int, SegmentRecord]) -> Snapshot:
-    """Bring the progress snapshot up to date from the study and the view."""
-    st = study
-    snap.phase = st.phase.value
-    snap.budget_spent = view.budget_spent
-    snap.budget_total = st.spec.budget.seconds
-    snap.segments_done = sum(1 for s in st.segments.values()
-                             if s.status in (SegmentStatus.COMPLETED, SegmentStatus.STOPPED))
-    flight = {}
-    for sid, seg in in_flight.items():
-        obs = st.obs.get(seg.run_id) or []
-        step = obs[-1].step if obs else seg.start_step
-        flight[sid] = f"run {seg.run_id} {st.runs[seg.run_id].model} step {step}/{seg.target_step}"
-    snap.in_flight = flight
-    best = st.best()
-    if best is not None:
-        snap.best = (f"{best['score']:.4f} ({best['model']}, {best['steps']} steps, "
-                     f"run {best['run_id']})")
-    if st.transfer:
-        snap.transfer = "; ".join(
-            f"{t.small}->{t.large}: Spearman {t.spearman:.2f} ({t.n_configs} configs)"
-            for t in st.transfer)
-    return snap
-
-
-def summary_lines(study: Study) -> list[str]:
-    """The closing lines of a study: transfer figures and the recipe beside the winner."""
-    lines = [
-        f"transfer {t.small} -> {t.large}: Spearman {t.spearman:.2f}, Kendall {t.kendall:.2f} "
-        f"over {t.n_configs} configurations ({t.n_pairs} pairs)"
-        for t in study.transfer
-    ]
-    if not lines and len(study.ladder.rungs) > 1:
-        lines.append("transfer: not measured — no configurations were scored on two model sizes "
-                     "(the check needs at least 3 shared ones)")
-    best = study.best()
-    if best is not None and best.get("recipe_score") is not None:
-        diff = best["score"] - best["recipe_score"]
-        lines.append(f"recipe (no search) on the target: {best['objective']}="
-                     f"{best['recipe_score']:.4f}; the winner: {best['score']:.4f} "
-                     f"({diff:+.4f})")
-    return lines
 
 
 def summarize_config(config: Mapping[str, Any]) -> str:
@@ -221,21 +176,21 @@ def run_study(study: Study, sink: ProgressSink | None = None, workers: int | Non
         ex.shutdown()
 
 
-def stop_check(study: Study, rules: StoppingRule | None, seg: SegmentRecord, step: int,
-               view: StudyView) -> str | None:
-    """Ask the stopping rules about ``seg``'s run after its observation at ``step``; when one
-    fires, record why on the segment and return a line for the progress view (confirmation runs
-    are never stopped)."""
+def stop_check(study: Study, rules: StoppingRule | None, seg: SegmentRecord,
+               view: StudyView) -> bool:
+    """Ask the stopping rules about ``seg``'s run after its latest observation; when one fires,
+    record why on the segment (the progress view and ``status`` read it from there) and return
+    True. Confirmation runs are never stopped."""
     run = study.runs[seg.run_id]
     if rules is None or run.phase is Phase.CONFIRM:
-        return None
+        return False
     history = RunHistory(seg.run_id, run.model, run.config, tuple(study.obs.get(seg.run_id, ())),
                          seg.target_step, study.steps.max_steps)
     reason = rules.check(history, view)
     if reason is None:
-        return None
+        return False
     study.update_segment(seg.segment_id, reason_rule=reason.rule, reason_msg=reason.message)
-    return f"run {seg.run_id} ({run.model}) at step {step}: {reason.message}"
+    return True
 
 
 def record_done(study: Study, registry: CheckpointRegistry, seg_id: int,
