@@ -196,4 +196,54 @@ def accuracy_reward(
 
 accuracy_reward.__name__ = "accuracy"
 
+
+def accuracy(
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    completion_ids: Sequence[Sequence[int]] | None = None,
+    **kwargs: Any,
+) -> float:
+    """Evaluation metric (``jfhpo.backends.tiny.tasks:accuracy`` for the trl runner): the
+    fraction of held-out problems answered exactly; reported as ``eval_accuracy`` (sampled) and
+    ``eval_greedy_accuracy``."""
+    hits = accuracy_reward(prompts, completions, completion_ids, **kwargs)
+    return sum(hits) / len(hits) if hits else float("nan")
+
+
+#: bump when the files ``write_task_files`` makes change
+DATA_FORMAT = 1
+
+
+def task_files(splits: Splits, cache_dir: str, key: str) -> tuple[str, str]:
+    """``train.jsonl`` and ``validation.jsonl`` of ``splits`` (rows ``{"prompt", "answer"}``,
+    in split order) under ``cache_dir/tiny/data``, written once and reused: the tiny workload's
+    task data as local files, read by the trl runner's generic dataset loader. ``key`` names the
+    split (task, data seed, sizes). Written in a temporary folder and renamed into place, so
+    concurrent workers never read a half-written file."""
+    import json
+    import os
+    import shutil
+    import tempfile
+
+    final = os.path.join(cache_dir, "tiny", "data", f"{splits.task.name}-{key}")
+    paths = (os.path.join(final, "train.jsonl"), os.path.join(final, "validation.jsonl"))
+    if all(os.path.isfile(p) for p in paths):
+        return paths
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(final))
+    try:
+        for name, problems in (("train", splits.train), ("validation", splits.validation)):
+            with open(os.path.join(tmp, f"{name}.jsonl"), "w") as f:
+                for ops in problems:
+                    row = {"prompt": splits.task.prompt(ops), "answer": splits.task.answer(ops)}
+                    f.write(json.dumps(row) + "\n")
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another worker put it in place first
+            if not all(os.path.isfile(p) for p in paths):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return paths
+
 RewardFn = Callable[..., list[float]]
