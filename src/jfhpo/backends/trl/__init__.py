@@ -8,6 +8,11 @@ through the command backend (so it inherits the process-group handling, live met
 and logs), under ``accelerate launch`` when the rung asks for more than one GPU. A STOP verdict
 is graceful: SIGTERM makes the runner end after its current step, evaluate, save and exit.
 
+The built-in ``tiny`` workload is a preset of this backend: it builds the same runner spec
+(its task data as jsonl files, its reward and metric as ``module:function``, its base model
+folder; see ``jfhpo.backends.tiny.grpo``) and runs it through ``runner.run_spec`` inside its
+worker, without a process start per segment.
+
 Importing this package imports neither torch nor TRL: the main process only validates.
 """
 
