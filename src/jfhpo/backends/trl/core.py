@@ -5,7 +5,8 @@ by the built-in ``tiny`` workload, its preset, in its worker) trains through ``t
 hook ``on_step(step, logs, model) -> bool`` sees every completed step once, with TRL's log dict
 and the live model (to evaluate), and returns True to end the segment at that step. The trainer
 then saves a full checkpoint of that step (weights, optimizer, scheduler, RNG states), which
-``move_checkpoint`` moves out of the trainer's work folder. Imported only inside a worker: it imports transformers and TRL.
+``move_checkpoint`` moves out of the trainer's work folder. Imported only inside a worker: it
+imports transformers and TRL.
 """
 
 from __future__ import annotations
