@@ -139,29 +139,6 @@ def make_splits(
     )
 
 
-def train_stream(
-    splits: Splits, n_prompts: int, seed: int
-) -> tuple[list[str], list[str]]:
-    """The run's sequence of training prompts and answers, ``n_prompts`` long.
-
-    Drawn from the train split by the run's seed: epoch after epoch of seeded permutations. The
-    GRPO trainer reads it in order (no sampler shuffle), so the data position of a run is simply
-    ``step * prompts_per_step`` and a resumed run continues exactly where it stopped.
-    """
-    rng = np.random.Generator(np.random.PCG64([seed, 7]))
-    pool = splits.train
-    prompts: list[str] = []
-    answers: list[str] = []
-    while len(prompts) < n_prompts:
-        for i in rng.permutation(len(pool)):
-            ops = pool[int(i)]
-            prompts.append(splits.task.prompt(ops))
-            answers.append(splits.task.answer(ops))
-            if len(prompts) == n_prompts:
-                break
-    return prompts, answers
-
-
 def is_correct(answer: str, completion_ids: Sequence[int] | None = None, text: str | None = None) -> bool:
     """Whether a completion answers ``answer``.
 
