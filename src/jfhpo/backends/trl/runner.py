@@ -251,7 +251,7 @@ def _mean(values: Sequence[float]) -> float:
 
 
 class SegmentHooks:
-    """What a caller of ``run_spec`` does with the steps; the base class is the subprocess's.
+    """What a caller of ``run_spec`` does with the steps (the base class: nothing, never stops).
 
     ``stop_requested()`` is asked before each completed step is handed out (True: end the segment
     at that step, evaluated); ``step(step, row)`` hands out every step but the last one and may
@@ -294,12 +294,17 @@ class MetricsFileHooks(SegmentHooks):
 
 
 def rows_needed(args: Any, max_steps: int) -> int:
-    """Prompts a run of ``max_steps`` optimizer steps reads at most: each step takes
+    """Prompts a run of ``max_steps`` optimizer steps reads: each step takes
     ``per_device_train_batch_size * gradient_accumulation_steps * world`` completions, i.e. that
-    many divided by ``num_generations`` distinct prompts (fewer with ``num_iterations`` > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    completions = args.per_device_train_batch_size * args.gradient_accumulation_steps * world
-    return max_steps * -(-completions // max(1, int(args.num_generations)))
+    many divided by ``num_generations`` distinct prompts, drawn a generation batch at a time
+    (``generation_batch_size`` completions), so the count is rounded up to whole generation
+    batches: the stream never runs out before ``max_steps`` (the sampler drops a partial batch).
+    """
+    g = max(1, int(args.num_generations))
+    world = int(getattr(args, "world_size", 0) or os.environ.get("WORLD_SIZE", "1"))
+    per_step = -(-args.per_device_train_batch_size * args.gradient_accumulation_steps * world // g)
+    per_generation = max(1, int(getattr(args, "generation_batch_size", 0) or 0) // g)
+    return -(-max_steps * per_step // per_generation) * per_generation
 
 
 def run_spec(spec: Mapping[str, Any], hooks: SegmentHooks) -> tuple[int, dict[str, float]]:
