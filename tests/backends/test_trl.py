@@ -110,6 +110,14 @@ def test_options_are_checked() -> None:
         TrlBackend({"dataset": {"file": "x"}, "rewards": ["m:f"]})
     with pytest.raises(BackendError, match="unknown key"):
         TrlBackend({"dataset": "d.jsonl", "rewards": ["m:f"], "reward": 1})
+    for bad, field in (({"greedy": "yes"}, "evaluation.greedy"),
+                       ({"temperature": 0}, "evaluation.temperature"),
+                       ({"max_new_tokens": 1.5}, "evaluation.max_new_tokens"),
+                       ({"top_k": 3}, "unknown key")):
+        with pytest.raises(BackendError, match=field):
+            TrlBackend({"dataset": "d.jsonl", "rewards": ["m:f"], "evaluation": bad})
+    ok = TrlBackend({"dataset": "d.jsonl", "rewards": ["m:f"], "evaluation": {"greedy": True}})
+    assert ok.evaluation == {"greedy": True}
 
 
 def test_recipe_is_trls_own_defaults() -> None:

@@ -11,7 +11,6 @@ from jfhpo.backends.tiny.tasks import (
     get_task,
     is_correct,
     make_splits,
-    train_stream,
 )
 from jfhpo.backends.tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID, build_tokenizer, decode_answer
 
@@ -51,12 +50,19 @@ def test_prompts_answers_and_carryless() -> None:
 
 
 def test_train_stream_is_seeded_and_long_enough() -> None:
+    """The tiny preset's prompts come from the trl runner's stream over the train split."""
+    from datasets import Dataset
+
+    from jfhpo.backends.trl.runner import train_stream
+
     s = make_splits(get_task("add2"), n_validation=10, n_test=10, max_train=30)
-    p1, a1 = train_stream(s, 100, seed=1)
-    p2, _ = train_stream(s, 100, seed=1)
-    p3, _ = train_stream(s, 100, seed=2)
-    assert p1 == p2 and p1 != p3 and len(p1) == len(a1) == 100
+    ds = Dataset.from_dict({"prompt": [s.task.prompt(o) for o in s.train],
+                            "answer": [s.task.answer(o) for o in s.train]})
+    r1, r2, r3 = (train_stream(ds, 100, seed) for seed in (1, 1, 2))
+    p1, a1 = r1["prompt"], r1["answer"]
+    assert p1 == r2["prompt"] and p1 != r3["prompt"] and len(p1) == len(a1) == 100
     assert set(p1) == {s.task.prompt(o) for o in s.train}  # epochs over the whole pool
+    assert all(str(sum(int(x) for x in p[:-1].split("+"))) == a for p, a in zip(p1, a1))
 
 
 def test_reward_with_ids_is_strict() -> None:

@@ -1,23 +1,34 @@
 """The tiny workload backend: real GRPO (TRL's GRPOTrainer) on small Qwen2 models, on a CPU.
 
-One segment = one ``GRPOTrainer.train`` call. The trainer is configured for the run's full budget
-(``max_steps = task.max_steps``), so the LR schedule never depends on where a segment ends; a
-callback ends training at ``task.target_step`` (or earlier on ``Verdict.STOP``) and asks the
-trainer to save a full checkpoint of that step (weights, optimizer, scheduler, RNG states,
-trainer state). The next segment passes it to ``train(resume_from_checkpoint=...)``, which restores
-all of it. The data position is restored too because the run's prompts are a fixed, seeded stream
-read in order (``tasks.train_stream``, ``shuffle_dataset=False``): step ``k`` always sees prompts
-``k*P .. (k+1)*P-1``. Evaluation samples under ``fork_rng`` with its own seed, so it never moves
-the training RNG. Together these make 0->40 and 0->20->40 (in another process) give identical
-weights and metrics; ``tests/backends/tiny/test_resume.py`` checks it.
+A preset of the ``trl`` backend: every segment goes through the trl runner
+(``jfhpo.backends.trl.runner.run_spec``, the same code a user's ``trl`` study runs in its segment
+subprocess), called inside the worker so a segment pays no process start. What the preset
+supplies is what a user's study would: the generated task data written as local jsonl files
+(``tasks.task_files``), the reward and the evaluation metric named ``module:function``
+(``jfhpo.backends.tiny.tasks:accuracy_reward`` and ``:accuracy``), the rung's base model folder
+(built from a config and SFT-trained, cached by ``base_models``), and the hyperparameters
+translated to ``GRPOConfig`` fields (``grpo_fields``). ``runner_spec`` builds that segment spec;
+``python -m jfhpo.backends.trl.runner`` runs it unchanged.
+
+The trainer is configured for the run's full budget (``max_steps = task.max_steps``), so the LR
+schedule never depends on where a segment ends; the runner ends training at ``task.target_step``
+(or earlier on ``Verdict.STOP``) with a full checkpoint of that step (weights, optimizer,
+scheduler, RNG states, trainer state), which the next segment resumes. The data position is
+restored too because the run's prompts are a fixed, seeded stream read in order
+(``shuffle_dataset=False``): step ``k`` always sees prompts ``k*P .. (k+1)*P-1``. Evaluation
+samples under ``fork_rng`` with its own seed, so it never moves the training RNG. Together these
+make 0->40 and 0->20->40 (in another process) give identical weights and metrics;
+``tests/backends/tiny/test_resume.py`` checks it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 from jfhpo.backends.base import (
@@ -39,9 +50,19 @@ from jfhpo.backends.tiny.base_models import (
     spec_for,
 )
 from jfhpo.backends.tiny.models import dims_from_build
-from jfhpo.backends.tiny.tasks import ArithmeticTask, Splits, get_task, make_splits
+from jfhpo.backends.tiny.tasks import (
+    DATA_FORMAT,
+    ArithmeticTask,
+    Splits,
+    get_task,
+    make_splits,
+    task_files,
+)
+from jfhpo.backends.trl import parse_dataset, parse_evaluation, parse_rewards
+from jfhpo.backends.trl.runner import SegmentHooks, make_spec
 from jfhpo.fidelity import ModelLadder, ModelRung
-from jfhpo.metric_names import TRL_NAMES
+from jfhpo.metric_names import TRL_NAMES, to_canonical
+from jfhpo.records import Verdict
 from jfhpo.space import CategoricalParam, SearchSpace
 
 #: backend options a study may set under ``backend.options``
@@ -56,6 +77,76 @@ OPTIONS: dict[str, str] = {
     "cache_dir": "base-model cache when the study gives none (default ~/.cache/jfhpo)",
 }
 SEGMENT_FILE = "jfhpo_segment.json"
+#: the preset's trl-backend options: reward and evaluation metric as ``module:function``
+REWARDS = ["jfhpo.backends.tiny.tasks:accuracy_reward"]
+EVAL_METRIC = "jfhpo.backends.tiny.tasks:accuracy"
+#: TRL log keys kept as extra (non-canonical) metrics, under these names
+_EXTRA = {"reward_std": "reward_std", "rewards/accuracy/mean": "train_accuracy"}
+#: the evaluation metrics the tiny workload reports (the runner's reward means are the same)
+_EVAL = ("eval_accuracy", "eval_greedy_accuracy")
+
+
+def grpo_fields(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``GRPOConfig`` fields of a resolved tiny configuration (``resolve_config``): one
+    generation per optimizer step of ``prompts_per_step`` prompts x ``num_generations``
+    completions, CPU fp32, sampling at top_k 0 / top_p 1. The runner adds the fields it pins
+    (``max_steps``, seed, logging, ...)."""
+    schedule = cfg["lr_scheduler_type"]
+    if schedule == "constant" and cfg["warmup_steps"]:
+        schedule = "constant_with_warmup"  # transformers' "constant" ignores warmup
+    g = cfg["num_generations"]
+    return {
+        "per_device_train_batch_size": cfg["prompts_per_step"] * g,
+        "gradient_accumulation_steps": 1,
+        "steps_per_generation": 1,
+        "num_iterations": 1,
+        "num_generations": g,
+        "learning_rate": cfg["learning_rate"],
+        "lr_scheduler_type": schedule,
+        "warmup_steps": cfg["warmup_steps"],
+        "weight_decay": cfg["weight_decay"],
+        "beta": cfg["beta"],
+        "epsilon": cfg["epsilon"],
+        "epsilon_high": cfg["epsilon_high"],
+        "entropy_coef": cfg["entropy_coef"],
+        "loss_type": cfg["loss_type"],
+        "scale_rewards": cfg["scale_rewards"],
+        "temperature": cfg["temperature"],
+        "top_p": 1.0,
+        "top_k": 0,
+        "max_grad_norm": cfg["max_grad_norm"],
+        "max_completion_length": cfg["max_completion_length"],
+        "bf16": False,
+        "gradient_checkpointing": False,
+    }
+
+
+def tiny_metrics(row: Mapping[str, float]) -> dict[str, float]:
+    """A runner row under the tiny workload's names: canonical TRL metrics, ``reward_std``,
+    ``train_accuracy`` and the two held-out accuracies."""
+    out = {k: v for k, v in to_canonical(row, TRL_NAMES).items()
+           if not k.startswith("eval_") or k in _EVAL}
+    for native, name in _EXTRA.items():
+        v = row.get(native)
+        if isinstance(v, (int, float)):
+            out[name] = float(v)
+    return out
+
+
+class _ReportHooks(SegmentHooks):
+    """The runner's steps to the engine's reporter; a STOP verdict ends the segment."""
+
+    def __init__(self, report: Reporter) -> None:
+        self.report = report
+        self.reported = 0
+
+    def step(self, step: int, row: dict[str, float]) -> bool:
+        self.reported = step
+        return self.report(step, tiny_metrics(row)) is Verdict.STOP
+
+    def end(self, step: int, row: dict[str, float]) -> None:
+        if step != self.reported:  # a stopped step was reported already (before its eval)
+            self.report(step, tiny_metrics(row))
 
 
 def _default_cache(options: Mapping[str, Any]) -> str:
@@ -133,8 +224,8 @@ class TinyGRPOBackend(Backend):
             dims_from_build(rung.build)
 
     def known_metrics(self) -> set[str]:
-        """Canonical TRL metrics, the extra ones ``trl_run`` keeps (reward_std, train_accuracy)
-        and its two evaluations (sampled and greedy held-out accuracy)."""
+        """Canonical TRL metrics, the extra ones ``tiny_metrics`` keeps (reward_std,
+        train_accuracy) and its two evaluations (sampled and greedy held-out accuracy)."""
         return {*TRL_NAMES, "reward_std", "train_accuracy", "eval_accuracy", "eval_greedy_accuracy"}
 
     def accepted_keys(self) -> set[str]:
@@ -192,8 +283,34 @@ class TinyGRPOBackend(Backend):
             pass
         _quiet_libraries()
 
+    def data_key(self) -> str:
+        """What the task files depend on: task, data seed, split sizes, file format."""
+        o = self.options
+        blob = json.dumps({"format": DATA_FORMAT, "task": asdict(self.task_def),
+                           "data": [int(o.get("data_seed", 0)), int(o.get("eval_problems", 500)),
+                                    int(o.get("test_problems", 1000))]}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def runner_spec(self, task: SegmentTask, cfg: Mapping[str, Any], base_dir: str,
+                    cache_dir: str) -> dict[str, Any]:
+        """The trl runner's segment spec of ``task``: the task files, reward and metric as
+        ``module:function`` and the base model folder, through the ``trl`` backend's own option
+        parsers; evaluation samples at temperature 1 (and greedy) with the task's completion
+        length, whatever the training temperature; CPU always."""
+        train, validation = task_files(self.splits, cache_dir, self.data_key())
+        dataset = parse_dataset({"path": train, "eval_path": validation,
+                                 "eval_size": len(self.splits.validation)})
+        evaluation = parse_evaluation({"temperature": 1.0, "greedy": True,
+                                       "max_new_tokens": self.task_def.max_completion_length})
+        return make_spec(task, model=base_dir, config=grpo_fields(cfg),
+                         rewards=parse_rewards(REWARDS), eval_metric=EVAL_METRIC,
+                         dataset=dataset, evaluation=evaluation, device="cpu",
+                         checkpoint_dir=task.checkpoint_dir, resume_path=task.resume_from,
+                         flat_checkpoint=True)
+
     def run_segment(self, task: SegmentTask, report: Reporter) -> SegmentOutcome:
-        from jfhpo.backends.tiny.trl_run import train_segment
+        """One segment through the trl runner, in this worker (see the module doc)."""
+        from jfhpo.backends.trl.runner import run_spec
 
         cfg = self.resolve_config(task.config)
         if not 0 <= task.start_step < task.target_step <= task.max_steps:
@@ -206,13 +323,12 @@ class TinyGRPOBackend(Backend):
         if task.resume_from is not None:
             _check_resume(task)
         spec = self.base_spec(task.model)
-        base_dir, _ = ensure_base_model(
-            spec, self.splits, task.cache_dir or _default_cache(self.options)
-        )
+        cache_dir = task.cache_dir or _default_cache(self.options)
+        base_dir, _ = ensure_base_model(spec, self.splits, cache_dir)
         t0 = time.perf_counter()
-        end_step, final = train_segment(
-            task=task, cfg=cfg, base_dir=base_dir, splits=self.splits, report=report
-        )
+        end_step, row = run_spec(self.runner_spec(task, cfg, base_dir, cache_dir),
+                                 _ReportHooks(report))
+        final = tiny_metrics(row)
         with open(os.path.join(task.checkpoint_dir, SEGMENT_FILE), "w") as f:
             json.dump(
                 {

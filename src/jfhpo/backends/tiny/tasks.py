@@ -139,29 +139,6 @@ def make_splits(
     )
 
 
-def train_stream(
-    splits: Splits, n_prompts: int, seed: int
-) -> tuple[list[str], list[str]]:
-    """The run's sequence of training prompts and answers, ``n_prompts`` long.
-
-    Drawn from the train split by the run's seed: epoch after epoch of seeded permutations. The
-    GRPO trainer reads it in order (no sampler shuffle), so the data position of a run is simply
-    ``step * prompts_per_step`` and a resumed run continues exactly where it stopped.
-    """
-    rng = np.random.Generator(np.random.PCG64([seed, 7]))
-    pool = splits.train
-    prompts: list[str] = []
-    answers: list[str] = []
-    while len(prompts) < n_prompts:
-        for i in rng.permutation(len(pool)):
-            ops = pool[int(i)]
-            prompts.append(splits.task.prompt(ops))
-            answers.append(splits.task.answer(ops))
-            if len(prompts) == n_prompts:
-                break
-    return prompts, answers
-
-
 def is_correct(answer: str, completion_ids: Sequence[int] | None = None, text: str | None = None) -> bool:
     """Whether a completion answers ``answer``.
 
@@ -195,5 +172,55 @@ def accuracy_reward(
 
 
 accuracy_reward.__name__ = "accuracy"
+
+
+def accuracy(
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    completion_ids: Sequence[Sequence[int]] | None = None,
+    **kwargs: Any,
+) -> float:
+    """Evaluation metric (``jfhpo.backends.tiny.tasks:accuracy`` for the trl runner): the
+    fraction of held-out problems answered exactly; reported as ``eval_accuracy`` (sampled) and
+    ``eval_greedy_accuracy``."""
+    hits = accuracy_reward(prompts, completions, completion_ids, **kwargs)
+    return sum(hits) / len(hits) if hits else float("nan")
+
+
+#: bump when the files ``write_task_files`` makes change
+DATA_FORMAT = 1
+
+
+def task_files(splits: Splits, cache_dir: str, key: str) -> tuple[str, str]:
+    """``train.jsonl`` and ``validation.jsonl`` of ``splits`` (rows ``{"prompt", "answer"}``,
+    in split order) under ``cache_dir/tiny/data``, written once and reused: the tiny workload's
+    task data as local files, read by the trl runner's generic dataset loader. ``key`` names the
+    split (task, data seed, sizes). Written in a temporary folder and renamed into place, so
+    concurrent workers never read a half-written file."""
+    import json
+    import os
+    import shutil
+    import tempfile
+
+    final = os.path.join(cache_dir, "tiny", "data", f"{splits.task.name}-{key}")
+    paths = (os.path.join(final, "train.jsonl"), os.path.join(final, "validation.jsonl"))
+    if all(os.path.isfile(p) for p in paths):
+        return paths
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(final))
+    try:
+        for name, problems in (("train", splits.train), ("validation", splits.validation)):
+            with open(os.path.join(tmp, f"{name}.jsonl"), "w") as f:
+                for ops in problems:
+                    row = {"prompt": splits.task.prompt(ops), "answer": splits.task.answer(ops)}
+                    f.write(json.dumps(row) + "\n")
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another worker put it in place first
+            if not all(os.path.isfile(p) for p in paths):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return paths
 
 RewardFn = Callable[..., list[float]]

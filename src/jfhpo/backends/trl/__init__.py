@@ -8,6 +8,11 @@ through the command backend (so it inherits the process-group handling, live met
 and logs), under ``accelerate launch`` when the rung asks for more than one GPU. A STOP verdict
 is graceful: SIGTERM makes the runner end after its current step, evaluate, save and exit.
 
+The built-in ``tiny`` workload is a preset of this backend: it builds the same runner spec
+(its task data as jsonl files, its reward and metric as ``module:function``, its base model
+folder; see ``jfhpo.backends.tiny.grpo``) and runs it through ``runner.run_spec`` inside its
+worker, without a process start per segment.
+
 Importing this package imports neither torch nor TRL: the main process only validates.
 """
 
@@ -35,12 +40,16 @@ TRL_OPTIONS: dict[str, str] = {
     "timeout": "seconds a segment may run (default 86400)",
     "grace": "seconds a stopped segment has to evaluate and save before SIGKILL (default 120)",
     "accelerate_args": "extra arguments of `accelerate launch` for multi-GPU rungs",
+    "evaluation": "sampling of the held-out evaluation: {temperature (default: training's), "
+                  "max_new_tokens (default: max_completion_length), greedy: also score greedy "
+                  "completions as eval_greedy_* (default false)}",
 }
 #: GRPOConfig fields whose TRL defaults make the recipe
 RECIPE_KEYS = ("learning_rate", "beta", "epsilon", "epsilon_high", "temperature",
                "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "loss_type",
                "scale_rewards", "entropy_coef", "num_iterations")
 _DATASET_KEYS = {"path", "format", "prompt_column", "eval_path", "eval_size", "data_seed"}
+_EVAL_KEYS = {"temperature", "max_new_tokens", "greedy"}
 
 
 def parse_rewards(raw: Any) -> list[dict[str, Any]]:
@@ -62,6 +71,30 @@ def parse_rewards(raw: Any) -> list[dict[str, Any]]:
     if not out:
         raise BackendError("backend.options.rewards: name at least one reward function")
     return out
+
+
+def parse_evaluation(raw: Any) -> dict[str, Any]:
+    """``evaluation`` -> {temperature, max_new_tokens, greedy} (each optional); errors name
+    the option."""
+    where = "backend.options.evaluation"
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise BackendError(f"{where}: expected a mapping with keys {sorted(_EVAL_KEYS)}, "
+                           f"got {raw!r}")
+    unknown = sorted(set(raw) - _EVAL_KEYS)
+    if unknown:
+        raise BackendError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(_EVAL_KEYS)}")
+    t = raw.get("temperature")
+    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0):
+        raise BackendError(f"{where}.temperature: expected a number > 0, got {t!r}")
+    n = raw.get("max_new_tokens")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise BackendError(f"{where}.max_new_tokens: expected an integer >= 1, got {n!r}")
+    g = raw.get("greedy", False)
+    if not isinstance(g, bool):
+        raise BackendError(f"{where}.greedy: expected true or false, got {g!r}")
+    return dict(raw)
 
 
 def parse_dataset(raw: Any) -> dict[str, Any]:
@@ -99,6 +132,7 @@ class TrlBackend(CommandBackend):
             raise BackendError(f"backend.options.eval_metric: expected 'module:function', "
                                f"got {metric!r}")
         self.eval_metric = metric
+        self.evaluation = parse_evaluation(options.get("evaluation"))
         paths = options.get("paths", ["."])
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             raise BackendError(f"backend.options.paths: expected a list of folders, got {paths!r}")
@@ -154,22 +188,14 @@ class TrlBackend(CommandBackend):
     def segment_argv(self, task: SegmentTask, fields: Mapping[str, Any],
                      config: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
         argv, env = super().segment_argv(task, fields, {})
-        spec = {
-            "model": os.path.abspath(str(task.model.build["model"])),
-            "config": dict(config),
-            "rewards": self.rewards,
-            "eval_metric": self.eval_metric,
-            "paths": self.paths,
-            "dataset": self.dataset,
-            "start_step": task.start_step,
-            "target_step": task.target_step,
-            "max_steps": task.max_steps,
-            "eval_every": task.eval_every,
-            "seed": task.seed,
-            "resume_path": fields["resume_path"],
-            "checkpoint_dir": fields["checkpoint_dir"],
-            "metrics_file": fields["metrics_file"],
-        }
+        from jfhpo.backends.trl.runner import make_spec
+
+        spec = make_spec(task, model=str(task.model.build["model"]), config=config,
+                         rewards=self.rewards, eval_metric=self.eval_metric, paths=self.paths,
+                         dataset=self.dataset, evaluation=self.evaluation,
+                         resume_path=fields["resume_path"],
+                         checkpoint_dir=fields["checkpoint_dir"],
+                         metrics_file=fields["metrics_file"])
         with open(os.path.join(fields["log_dir"], "segment.json"), "w") as f:
             json.dump(spec, f, indent=1)
         gpus = int(fields["n_gpus"] or 0)

@@ -1,13 +1,12 @@
-"""The one TRL training path of jfhpo: a GRPO segment with ``GRPOTrainer`` and a step hook.
+"""The GRPO training loop of jfhpo: a segment with ``GRPOTrainer`` and a step hook.
 
-Both TRL workloads train through ``train_grpo``: the ``trl`` backend's runner (a subprocess per
-segment, metrics written as JSON lines) and the built-in ``tiny`` workload (in the worker, its
-own arithmetic data, reward and accuracy evaluation). What differs between them is only what
-happens after a step, so that is the hook: ``on_step(step, logs, model) -> bool`` sees every
-completed step once, with TRL's log dict and the live model (to evaluate), and returns True to
-end the segment at that step. The trainer then saves a full checkpoint of that step (weights,
-optimizer, scheduler, RNG states), which ``move_checkpoint`` moves out of the trainer's work
-folder. Imported only inside a worker: it imports transformers and TRL.
+``runner.run_spec`` (jfhpo's one TRL segment path, taken by the ``trl`` backend's subprocess and
+by the built-in ``tiny`` workload, its preset, in its worker) trains through ``train_grpo``. The
+hook ``on_step(step, logs, model) -> bool`` sees every completed step once, with TRL's log dict
+and the live model (to evaluate), and returns True to end the segment at that step. The trainer
+then saves a full checkpoint of that step (weights, optimizer, scheduler, RNG states), which
+``move_checkpoint`` moves out of the trainer's work folder. Imported only inside a worker: it
+imports transformers and TRL.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ backend:
       - user_rewards:correct
       - {function: user_rewards:short, weight: 0.1}
     eval_metric: user_rewards:exact_match   # reported as eval_exact_match (eval_reward always)
+    # evaluation: {greedy: true, temperature: 1.0}   # also score greedy completions (eval_greedy_*)
     paths: ["."]              # where the reward module is imported from
     timeout: 900              # seconds a segment may run
 objective: {metric: eval_reward, mode: max}   # the weighted mean reward on the held-out rows
