@@ -150,8 +150,13 @@ def confirmation_plan(study: Study, full: StudyView, optimizer: Optimizer, backe
     spent = (wall_used if st.spec.budget.measure == "wall" else
              sum(st.unit_cost(s) or 0.0 for s in st.segments.values() if s.run_id in ids))
     target, steps = st.ladder.target.name, st.steps.max_steps
+    # a configuration the search already trained on the target at the full budget (and no rule
+    # stopped) has its confirmation: it competes for the answer as it is (Study.best)
+    done = {st.space.key(r.config) for r in search if r.model == target and r.steps_done >= steps
+            and r.stopped is None and not r.failed}
+    ranked = [c for c in optimizer.confirm(view, st.spec.confirm.top_k) if st.space.key(c) not in done]
     return plan_confirmation(
-        list(optimizer.confirm(view, st.spec.confirm.top_k)), recipe, st.space.key,
+        ranked, recipe, st.space.key,
         budget_left=st.spec.budget.seconds - spent, per_run=full.cost.segment(target, steps),
         calibrated=full.cost.calibrated, target=target, steps=steps)
 
