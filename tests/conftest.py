@@ -56,8 +56,10 @@ def report_study_data() -> dict[str, Any]:
                "beta": {"type": "float", "low": 1.0e-4, "high": 1.0e-1, "log": True},
                "num_generations": {"type": "categorical", "choices": [4, 8, 16]}},
         fixed={"epsilon": 0.25},
+        # the ladder policy runs every rung (proxy-vs-target figures at every size)
         optimizer={"name": "jfhpo", "options": {"n_candidates": 64, "fit_maxiter": 20,
-                                                 "min_transfer_configs": 3, "n_init": 4}},
+                                                 "min_transfer_configs": 3, "n_init": 4,
+                                                 "policy": "ladder"}},
         budget={"seconds": 700}, workers=1, confirm={"top_k": 2})
 
 
