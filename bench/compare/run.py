@@ -74,7 +74,7 @@ def _run(folder: Path, data: Mapping[str, Any]) -> tuple[Study, float, float]:
 
 
 def _recipe(workload: str, space_names: list[str]) -> dict[str, Any]:
-    recipe = get_backend(workload).recipe()
+    recipe = get_backend(workload)().recipe()
     return {n: recipe[n] for n in space_names if n in recipe}
 
 

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "backend": "tiny",
         "backend_options": options,
-        "recipe": cls.recipe(),
+        "recipe": cls().recipe(),
         "steps": args.steps,
         "eval_every": args.eval_every,
         "python": platform.python_version(),
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             for lr in (float(x) for x in args.lrs.split(",")):
                 for temp in (float(x) for x in args.temperatures.split(",")):
                     run_id += 1
-                    config = {**cls.recipe(), **fixed, "learning_rate": lr, "temperature": temp}
+                    config = {**cls().recipe(), **fixed, "learning_rate": lr, "temperature": temp}
                     t0 = time.perf_counter()
                     run = record_run(
                         backend,

@@ -78,7 +78,7 @@ def test_resolve_config_fills_recipe_and_checks() -> None:
         b.resolve_config({"max_completion_length": 2})
     with pytest.raises(BackendError, match="temperature"):
         b.resolve_config({"temperature": 0.0})
-    assert TinyGRPOBackend.recipe()["beta"] == 0.001
+    assert TinyGRPOBackend().recipe()["beta"] == 0.001
     assert b.resolve_config({"epsilon": 0.3})["epsilon_high"] == 0.3
     assert b.resolve_config({"epsilon": 0.3, "epsilon_high": 0.4})["epsilon_high"] == 0.4
 
@@ -111,3 +111,21 @@ def test_import_does_not_load_torch() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_recipe_option_replaces_keys_of_the_built_in_recipe() -> None:
+    backend = TinyGRPOBackend({"recipe": {"learning_rate": 1e-6}})
+    assert backend.recipe()["learning_rate"] == 1e-6
+    assert backend.recipe()["beta"] == TinyGRPOBackend().recipe()["beta"]
+    # keys a configuration leaves out come from the study's recipe too
+    assert backend.resolve_config({"beta": 0.01})["learning_rate"] == 1e-6
+
+
+@pytest.mark.parametrize("recipe, words", [
+    ({"learning_rat": 1e-6}, "learning_rat"),
+    ({"learning_rate": -1.0}, "learning_rate"),
+    ([1e-6], "mapping"),
+])
+def test_a_bad_recipe_option_names_the_field(recipe: object, words: str) -> None:
+    with pytest.raises(BackendError, match=words):
+        TinyGRPOBackend({"recipe": recipe})

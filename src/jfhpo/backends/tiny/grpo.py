@@ -75,6 +75,9 @@ OPTIONS: dict[str, str] = {
     "sft": "warm-start SFT settings: steps, lr, batch_size, carryless_frac, warmup_frac, ...",
     "prepare_workers": "processes used by prepare() to build base models (default 2)",
     "cache_dir": "base-model cache when the study gives none (default ~/.cache/jfhpo)",
+    "recipe": "hyperparameters of your starting configuration that differ from the built-in "
+              "recipe (e.g. one copied from a larger model's script); they also fill every key "
+              "a configuration leaves out",
 }
 SEGMENT_FILE = "jfhpo_segment.json"
 #: the preset's trl-backend options: reward and evaluation metric as ``module:function``
@@ -182,6 +185,15 @@ class TinyGRPOBackend(Backend):
                     f"backend.options.{key}: expected an integer in [{low}, 1e9], got {v!r:.80}")
         self.task_def: ArithmeticTask = get_task(str(self.options.get("task", "add2")))
         sft_recipe_from_options(self.options)  # fail early on bad SFT settings
+        own = self.options.get("recipe") or {}
+        if not isinstance(own, Mapping):
+            raise BackendError(f"backend.options.recipe: expected a mapping of hyperparameters, "
+                               f"got {own!r:.80}")
+        try:
+            hparams.resolve(own)
+        except BackendError as e:
+            raise BackendError(f"backend.options.recipe: {e}") from None
+        self._own_recipe: dict[str, Any] = dict(own)
         self._splits: Splits | None = None
 
     # ---- helpers -------------------------------------------------------------------------------
@@ -202,8 +214,9 @@ class TinyGRPOBackend(Backend):
         return spec_for(rung.build, dims_from_build(rung.build), self.task_def, self.options)
 
     def resolve_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """``config`` filled from the recipe and checked; raises BackendError."""
-        cfg = hparams.resolve(config)
+        """``config`` filled from the recipe (the ``recipe`` option's keys over the built-in one)
+        and checked; raises BackendError."""
+        cfg = hparams.resolve({**self._own_recipe, **config})
         if cfg["max_completion_length"] == 0:
             cfg["max_completion_length"] = self.task_def.max_completion_length
         elif cfg["max_completion_length"] < self.task_def.answer_digits + 1:
@@ -350,14 +363,15 @@ class TinyGRPOBackend(Backend):
             final_metrics=final,
         )
 
-    @classmethod
-    def recipe(cls) -> dict[str, Any]:
-        """VeRL's GRPO recipe scaled to this workload: constant LR 1e-4 (VeRL's 1e-6 is for 7B
-        models), KL loss beta=0.001 (k3 = VeRL low_var_kl), clip 0.2/0.2, no entropy bonus,
-        8 completions per prompt (fixed group), 16 prompts per step, token-mean (dapo) loss,
-        grad clip 1.0, weight decay 0.01, temperature 1. Sources: ``hparams`` docstring and
-        ``docs/tiny-workload.md``."""
-        return dict(hparams.RECIPE)
+    def recipe(self) -> dict[str, Any]:
+        """The study's recipe: the built-in one (below) with the ``recipe`` option's keys over it.
+
+        The built-in one is VeRL's GRPO recipe scaled to this workload: constant LR 1e-4
+        (VeRL's 1e-6 is for 7B models), KL loss beta=0.001 (k3 = VeRL low_var_kl), clip
+        0.2/0.2, no entropy bonus, 8 completions per prompt (fixed group), 16 prompts per step,
+        token-mean (dapo) loss, grad clip 1.0, weight decay 0.01, temperature 1.
+        Sources: ``hparams`` docstring and ``docs/tiny-workload.md``."""
+        return hparams.resolve(self._own_recipe)
 
     @classmethod
     def example_study(cls) -> str:
