@@ -117,10 +117,13 @@ def test_ask_says_when_it_waits_for_running_trials() -> None:
 
 
 def test_a_failed_confirmation_trial_is_handed_out_again() -> None:
-    at = AskTell(X, TWO, {"min": 10, "max": 30}, optimizer="random", budget=3000,
+    # the search stays on the proxy, so the top configuration has no full target run yet (one
+    # that has is not trained again by confirmation)
+    at = AskTell(X, TWO, {"min": 10, "max": 30}, optimizer="hyperband",
+                 optimizer_options={"model": "s"}, budget=3000,
                  confirm={"top_k": 1, "fraction": 0.5})
     while (t := at.ask()) is not None and t.phase is Phase.SEARCH:
-        at.tell(t, -t.config["x"], 20.0 * t.steps)
+        at.tell(t, -t.config["x"], 1.0 * t.steps)
     assert t is not None and t.phase is Phase.CONFIRM and t.model == "t"
     at.tell(t, None, 5.0, failed=True)
     again = at.ask()
@@ -254,3 +257,18 @@ def test_an_ask_tell_driver_killed_with_sigkill_reopens_and_continues(tmp_path: 
     st = Study.open(crash)
     assert any(s.status.name == "INTERRUPTED" for s in st.segments.values())
     st.close()
+
+
+def test_a_configuration_already_trained_on_the_target_is_not_confirmed_again() -> None:
+    # random search trains every configuration on the target at the full budget: its top one
+    # has its target run already, so the confirmation stage adds nothing and the study ends
+    at = AskTell(X, TWO, {"min": 10, "max": 30}, optimizer="random", budget=3000,
+                 confirm={"top_k": 1, "fraction": 0.5})
+    phases = []
+    while (t := at.ask()) is not None:
+        phases.append(t.phase)
+        at.tell(t, -t.config["x"], 20.0 * t.steps)
+    assert phases and set(phases) == {Phase.SEARCH} and at.done
+    rec = at.recommend()
+    assert rec is not None and rec.confirmed and rec.model == "t" and rec.steps == 30
+    at.close()
