@@ -445,13 +445,7 @@ class JFHPOOptimizer(Optimizer):
         names = view.ladder.names
         k = self.opts.min_transfer_configs
         full = view.steps.max_steps
-        best: dict[str, RunRecord] = {}
-        for r in view.runs:
-            if r.model != low or r.failed or r.steps_done <= 0 or r.score is None:
-                continue
-            key = view.space.key(r.config)
-            if key not in best or r.steps_done > best[key].steps_done:
-                best[key] = r
+        best = self._longest_runs(view, low)
         if len(best) < max(self.opts.n_init, k):
             return None
         cost = view.cost
