@@ -488,9 +488,11 @@ steps: {{min: 10, max: {steps}, eta: 3}}
 eval_every: 10
 space:                    # the recorded design's names and ranges
 {space}
-optimizer: {{name: jfhpo}}
+# in simulated time the optimizer's own decisions are the study's cost (a proxy segment takes
+# milliseconds): lighter surrogate settings keep the study within seconds
+optimizer: {{name: jfhpo, options: {{n_candidates: 96, fit_maxiter: 20}}}}
 stopping: {{}}              # the default early-stopping rules, on the recorded metrics
 budget: {{seconds: {budget}}}     # simulated CPU seconds: about 5 full target runs ({full:.0f} s each)
 workers: 2
-confirm: {{top_k: 2}}
+confirm: {{top_k: 2, fraction: 0.35}}   # the top configurations and the recipe on the target
 """
