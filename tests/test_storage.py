@@ -86,3 +86,21 @@ def test_no_study_database(tmp_path: Path) -> None:
 def test_spec_round_trips_through_storage(tmp_path: Path) -> None:
     spec = parse_spec(synthetic_study())
     assert parse_spec(yaml.safe_load(spec.to_yaml())) == spec
+
+
+def test_a_reader_snapshot_never_sees_a_segment_of_a_run_it_did_not_see(tmp_path: Path) -> None:
+    """A reader loads table after table while a writer goes on: inside ``snapshot()`` it sees
+    one state of the file (a status read during a run once failed on exactly this)."""
+    st = make_study(tmp_path)
+    sid = st.add_suggestion("start", 30, Phase.SEARCH, config=CONFIG, model="1m")
+    st.add_segment(st.add_run(sid, CONFIG, "1m", Phase.SEARCH), sid, 0, 30)
+    reader = Storage(tmp_path / "s" / "study.sqlite", readonly=True)
+    with reader.snapshot():
+        runs = {r["id"] for r in reader.rows("runs")}
+        sid2 = st.add_suggestion("start", 30, Phase.SEARCH, config=CONFIG, model="1m")
+        st.add_segment(st.add_run(sid2, CONFIG, "1m", Phase.SEARCH), sid2, 0, 30)  # the writer
+        segs = reader.rows("segments")
+        assert len(runs) == 1 and {s["run_id"] for s in segs} <= runs
+    assert len(reader.rows("segments")) == 2  # after the snapshot: the new state
+    reader.close()
+    st.close()

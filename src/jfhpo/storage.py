@@ -251,6 +251,19 @@ class Storage:
     def meta(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the file (one read transaction): a reader that loads
+        table after table never sees a segment whose run a writer added after it read the runs."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
     def rows(self, table: str, order: str = "id") -> list[sqlite3.Row]:
         if table not in {"suggestions", "runs", "segments", "observations", "checkpoints", "events"}:
             raise ValueError(table)

@@ -128,6 +128,11 @@ class Study:
             raise
 
     def _load(self) -> None:
+        with self.storage.snapshot():
+            self._load_tables()
+        self.refresh_transfer(store=False)
+
+    def _load_tables(self) -> None:
         st = self.storage
         meta = st.meta()
         self.phase = Phase(meta.get("phase", "search"))
@@ -160,7 +165,6 @@ class Study:
         for r in st.rows("events"):
             if r["kind"] == "warning":
                 self.warnings.append(st.loads(r["payload"])["message"])
-        self.refresh_transfer(store=False)
 
     def refresh_transfer(self, store: bool = True,
                          runs: Sequence[RunRecord] | None = None) -> tuple[TransferRecord, ...]:
