@@ -244,6 +244,9 @@ def test_initial_design_is_random_at_the_cheapest_fidelity() -> None:
         ({"drift": 1}, "drift"),
         ({"finish_margin": 3}, "finish_margin"),
         ({"long_target_starts": "never"}, "long_target_starts"),
+        ({"check_configs": 2}, "check_configs"),
+        ({"check_after": 0}, "check_after"),
+        ({"verify": "yes"}, "verify"),
     ],
 )
 def test_bad_options_name_the_option(options: dict[str, Any], name: str) -> None:
@@ -412,13 +415,3 @@ def test_a_verification_stopped_on_the_target_refutes_the_proxy() -> None:
     nxt = opt.suggest(view)
     assert nxt is not None
     assert (nxt.model if isinstance(nxt, Start) else view.runs[nxt.run_id].model) == "target"
-
-
-@pytest.mark.parametrize("options, field", [
-    ({"check_configs": 2}, "check_configs"),
-    ({"check_after": 0}, "check_after"),
-    ({"verify": "yes"}, "verify"),
-])
-def test_climb_options_are_checked(options: dict[str, Any], field: str) -> None:
-    with pytest.raises(OptimizerError, match=field):
-        JFHPOOptimizer(options)
