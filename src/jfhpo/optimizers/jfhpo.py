@@ -399,15 +399,8 @@ class JFHPOOptimizer(Optimizer):
         bad: set[str] = set()
         for r in live:
             key = view.space.key(r.config)
-            vals = [v for _, v in sorted(r.curve) if math.isfinite(v)]
-            if r.score is not None and math.isfinite(r.score):
-                vals.append(float(r.score))
-            if r.stopped is not None:
+            if r.stopped is not None or JFHPOOptimizer._collapsed(r):
                 bad.add(key)
-            elif len(vals) >= 2:
-                peak, last = max(vals), vals[-1]
-                if peak - last > 0.5 * (peak - min(vals)) and peak - last > 0.2 * abs(peak):
-                    bad.add(key)
             if r.steps_done >= steps:
                 long_enough.add(key)
         return long_enough - bad
