@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from jfhpo.backends.rng import isolated_rng
 from jfhpo.backends.tiny.tasks import ArithmeticTask, Operands, is_correct
 from jfhpo.backends.tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID, encode_text
 
@@ -47,8 +48,7 @@ def generate(
     model.eval()
     out: list[list[int]] = []
     try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(seed)
+        with isolated_rng(getattr(model, "device", "cpu"), seed), torch.no_grad():
             ids = prompt_tensor(task, problems)
             for start in range(0, len(ids), batch_size):
                 chunk = ids[start : start + batch_size]

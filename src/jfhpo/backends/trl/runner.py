@@ -20,7 +20,8 @@ Two callers come here with the same segment ``SPEC`` (a JSON-able dict, made by 
   segment ends), resuming ``resume_path`` with ``train(resume_from_checkpoint=...)``. Bit-exact
   continuation rests on three things: a run's prompts are one seeded, fixed-order stream
   (``shuffle_dataset=False``), the trainer checkpoint restores weights, optimizer, scheduler and
-  RNG states, and evaluation samples under ``fork_rng`` with its own seed;
+  RNG states, and evaluation samples with its own seed and restores every generator it touched,
+  the GPU's too (``backends.rng.isolated_rng``);
 * hands out one row per step with TRL's log keys (the caller maps them to canonical names) and
   ``eval_*`` metrics at evaluation steps: every ``eval_every`` steps and at the segment's end, on
   the held-out split, as the weighted mean reward (``eval_reward``), each reward's mean, and the
@@ -45,6 +46,8 @@ import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from jfhpo.backends.rng import isolated_rng
 
 #: the seed of every sampled evaluation (fixed: the same weights give the same score)
 EVAL_SEED = 1234
@@ -197,8 +200,7 @@ class Evaluator:
         if sample:
             kwargs.update(top_k=0, top_p=1.0, temperature=self.temperature)
         ids: list[list[int]] = []
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(EVAL_SEED)
+        with isolated_rng(model.device, EVAL_SEED), torch.no_grad():
             old_side = self.tok.padding_side
             self.tok.padding_side = "left"
             enc = self.tok(prompts, return_tensors="pt", padding=True)
