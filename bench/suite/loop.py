@@ -58,7 +58,7 @@ class Loop:
             runs=tuple(self.runs), observations={k: tuple(v) for k, v in self.obs.items()},
             budget_total=self.budget, budget_spent=self.spent, n_suggestions=self.n,
             transfer=measure_transfer(self.runs, p.ladder, p.space),
-            segment_costs=tuple(self.costs),
+            segment_costs=tuple(self.costs), recipe=dict(p.recipe),
         )
 
     def step(self) -> bool:
@@ -152,7 +152,7 @@ class Trajectory:
             view = StudyView(space=p.space, ladder=p.ladder, steps=p.steps, seed=self.seed,
                              objective=OBJECTIVE, runs=snap.runs, n_suggestions=snap.n,
                              transfer=measure_transfer(snap.runs, p.ladder, p.space),
-                             segment_costs=snap.costs)
+                             segment_costs=snap.costs, recipe=dict(p.recipe))
             rec = self.optimizer.confirm(view, 1)
             if not rec:
                 self._points[i] = Point(snap.spent, None, False)
