@@ -272,3 +272,20 @@ def test_a_configuration_already_trained_on_the_target_is_not_confirmed_again() 
     rec = at.recommend()
     assert rec is not None and rec.confirmed and rec.model == "t" and rec.steps == 30
     at.close()
+
+
+def test_the_recipe_is_in_the_optimizers_view_from_the_first_ask(tmp_path: Path) -> None:
+    from jfhpo.backends.synthetic import DEFAULTS
+
+    space = example_space()
+    recipe = {n: DEFAULTS[n] for n in space}
+    at = AskTell(space, MODELS, {"min": 10, "max": 90}, optimizer="random", budget=50,
+                 recipe=recipe, folder=tmp_path / "with")
+    assert at.view().recipe == recipe
+    at.close()
+    again = AskTell.open(tmp_path / "with")  # stored in the study: a reopened driver sees it
+    assert again.view().recipe == recipe
+    again.close()
+    plain = AskTell(space, MODELS, {"min": 10, "max": 90}, optimizer="random", budget=50)
+    assert plain.view().recipe is None
+    plain.close()

@@ -227,3 +227,23 @@ def test_disk_budget_is_respected(tmp_path: Path) -> None:
     assert cli("run", str(f), "--out", str(out), "--quiet").returncode == 0
     total = sum(p.stat().st_size for p in (out / "checkpoints").rglob("*") if p.is_file())
     assert total <= 1500
+
+
+def test_the_backends_recipe_is_in_the_view_before_the_first_decision(tmp_path: Path) -> None:
+    from jfhpo.backends.synthetic import SyntheticBackend
+    from jfhpo.spec import parse_spec
+    from jfhpo.wiring import remember_recipe
+
+    for include, folder in ((True, "with"), (False, "without")):
+        spec = parse_spec(small_study(confirm={"top_k": 1, "include_recipe": include}))
+        st = Study.create(tmp_path / folder, spec, spec.objective.metric)
+        assert st.view().recipe is None
+        backend = SyntheticBackend(spec.backend.options)
+        got = remember_recipe(st, backend)
+        want = {n: v for n, v in backend.recipe().items() if n in st.space.names}
+        assert got == (want if include else None)
+        assert st.view().recipe == got
+        st.close()
+        reopened = Study.open(tmp_path / folder)
+        assert reopened.view().recipe == got
+        reopened.close()

@@ -190,6 +190,7 @@ class AskTell:
         self.study, self.optimizer, self.workers = study, optimizer, workers
         self.caps = Capabilities(checkpoint_every=0, resumable=study.spec.checkpoints.reuse)
         self._recipe = _Recipe(recipe)
+        wiring.remember_recipe(study, self._recipe)  # the optimizer's view shows it from the start
         self._planned = False  # the confirmation plan was made (or checked) by this process
         #: why the last ``ask()`` returned what it did
         self.status = AskStatus.TRIAL

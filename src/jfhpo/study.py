@@ -360,7 +360,7 @@ class Study:
             budget_total=ledger.total, budget_spent=ledger.spent,
             budget_committed=ledger.committed, measure=budget.measure,
             n_suggestions=len(self.suggestions), workers=workers, phase=self.phase,
-            transfer=self.transfer, segment_costs=costs, cost=cost,
+            transfer=self.transfer, segment_costs=costs, cost=cost, recipe=self.recipe(),
         )
 
     def best(self) -> dict[str, Any] | None:

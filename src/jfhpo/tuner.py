@@ -60,6 +60,7 @@ class Tuner:
         st = self.study
         self.sink.start(str(st.folder), st.spec.name)
         st.mark_interrupted()
+        wiring.remember_recipe(st, self.backend)  # before the first decision: the view shows it
         self.registry.sweep()
         self._queue_pending()
         self._update_transfer()

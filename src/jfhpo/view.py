@@ -70,6 +70,9 @@ class StudyView:
     budget_committed: float = 0.0
     measure: str = "compute"  # the budget's unit: compute-seconds or wall-clock seconds
     cost: CostModel = None  # type: ignore[assignment]  # built from segment_costs when None
+    #: the backend's recipe over the searched hyperparameters (what the study confirms against),
+    #: or None: the configuration users already train with, a place to start a search from
+    recipe: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.cost is None:

@@ -131,6 +131,20 @@ def make_task(study: Study, registry: CheckpointRegistry, run_id: int, seg_id: i
         cache_dir=cache_dir, eval_every=st.spec.eval_every, resources=rung.resources)
 
 
+def remember_recipe(study: Study, backend: Any) -> dict[str, Any] | None:
+    """The backend's recipe over the searched hyperparameters, stored in the study (so every
+    view shows it, ``StudyView.recipe``), when the study confirms against it
+    (``confirm.include_recipe``) and it sets every searched hyperparameter; else None."""
+    if not study.spec.confirm.include_recipe:
+        return None
+    rc = {n: v for n, v in backend.recipe().items() if n in study.space.names}
+    if len(rc) != len(study.space.names):
+        return None
+    if study.recipe() != rc:
+        study.set_recipe(rc)
+    return rc
+
+
 def confirmation_plan(study: Study, full: StudyView, optimizer: Optimizer, backend: Backend,
                       wall_used: float) -> ConfirmPlan:
     """Ask the optimizer for its top-k over the search phase alone (confirmation runs hidden, so
@@ -140,12 +154,7 @@ def confirmation_plan(study: Study, full: StudyView, optimizer: Optimizer, backe
     search = tuple(r for r in full.runs if r.phase is Phase.SEARCH)
     n_search = sum(1 for s in st.suggestions if s.phase is Phase.SEARCH)
     view = dataclasses.replace(full, runs=search, n_suggestions=n_search)
-    recipe = None
-    if st.spec.confirm.include_recipe:
-        rc = {n: v for n, v in backend.recipe().items() if n in st.space.names}
-        if len(rc) == len(st.space.names):
-            st.set_recipe(rc)
-            recipe = rc
+    recipe = remember_recipe(st, backend)
     ids = {r.run_id for r in search}
     spent = (wall_used if st.spec.budget.measure == "wall" else
              sum(st.unit_cost(s) or 0.0 for s in st.segments.values() if s.run_id in ids))

@@ -61,6 +61,28 @@ def test_confirmation_is_counted_in_the_budget() -> None:
             break
 
 
+def test_the_answer_is_the_best_observed_full_target_run_as_a_study_reports_it() -> None:
+    from jfhpo.optimizers.base import get_optimizer
+
+    p = problems.make_problem("synthetic-b0.5")
+    traj = loop.trajectory(p, get_optimizer("hyperband")({}), 0, 5 * p.full_cost, None, True, 80)
+    target, full = p.ladder.target.name, p.steps.max_steps
+    checked = 0
+    for i in range(1, traj.n):
+        pt = traj.point(i)
+        if pt.config is None:
+            continue
+        runs = [r for r in traj.snapshots[i].runs if r.model == target and r.steps_done >= full]
+        seen = [(float(r.score), p.space.key(r.config)) for r in runs]
+        if not pt.on_target:
+            seen.append((p.evaluate(pt.config, target, loop.CONFIRM_RUN, full),
+                         p.space.key(pt.config)))
+        answer = traj._answer(i, pt)
+        assert p.space.key(answer) == max(seen)[1]
+        checked += len(runs) > 1
+    assert checked, "no decision had two full-budget target runs to choose between"
+
+
 def test_stopping_rules_end_runs_in_the_loop() -> None:
     """A divergent synthetic learning rate is stopped by the default rules before the full budget."""
     from jfhpo.records import Start

@@ -247,6 +247,8 @@ def test_initial_design_is_random_at_the_cheapest_fidelity() -> None:
         ({"check_configs": 2}, "check_configs"),
         ({"check_after": 0}, "check_after"),
         ({"verify": "yes"}, "verify"),
+        ({"anchor": "proxy"}, "anchor"),
+        ({"target_search": "bracket"}, "target_search"),
     ],
 )
 def test_bad_options_name_the_option(options: dict[str, Any], name: str) -> None:
@@ -415,3 +417,59 @@ def test_a_verification_stopped_on_the_target_refutes_the_proxy() -> None:
     nxt = opt.suggest(view)
     assert nxt is not None
     assert (nxt.model if isinstance(nxt, Start) else view.runs[nxt.run_id].model) == "target"
+
+
+def _refuted(n: int = 6) -> tuple[JFHPOOptimizer, list[RunRecord]]:
+    """The proxy refuted by a verification the stopping rules ended on the target."""
+    runs = _proxy_runs(n)
+    opt = JFHPOOptimizer({**FAST, "check_after": n})
+    sug = opt.suggest(make_view(runs, n))
+    assert isinstance(sug, Start) and sug.model == "target"
+    runs.append(replace(run_to(sug.config, "target", 8, len(runs)),
+                        stopped=StopReason("kl_runaway", "KL ran away")))
+    return opt, runs
+
+
+RECIPE = {"lr": 3e-6, "clip": 0.2}
+
+
+def test_the_target_search_starts_from_the_recipe_at_the_first_step_rung() -> None:
+    opt, runs = _refuted()
+    sug = opt.suggest(make_view(runs, len(runs), recipe=RECIPE))
+    assert isinstance(sug, Start)
+    assert (sug.model, sug.steps) == ("target", STEPS.rungs()[0])
+    assert SPACE.key(sug.config) == SPACE.key(RECIPE)
+    # once the recipe has a target run, the search goes on without it
+    runs.append(run_to(sug.config, "target", sug.steps, len(runs)))
+    nxt = opt.suggest(make_view(runs, len(runs), recipe=RECIPE))
+    assert nxt is not None and not (isinstance(nxt, Start) and SPACE.key(nxt.config) == SPACE.key(RECIPE))
+    # no recipe in the view, or anchor: none: no recipe run
+    for o, view in ((opt, make_view(runs[:-1], len(runs) - 1)),
+                    (JFHPOOptimizer({**FAST, "check_after": 6, "anchor": "none"}),
+                     make_view(runs[:-1], len(runs) - 1, recipe=RECIPE))):
+        other = o.suggest(view)
+        assert not (isinstance(other, Start) and SPACE.key(other.config) == SPACE.key(RECIPE))
+
+
+def test_the_recipe_is_not_a_first_run_while_the_proxy_is_searched() -> None:
+    sug = JFHPOOptimizer(FAST).suggest(make_view([], 0, recipe=RECIPE))
+    assert isinstance(sug, Start) and sug.model == "small"
+    assert SPACE.key(sug.config) != SPACE.key(RECIPE)
+
+
+def test_the_target_search_promotes_the_top_third_of_a_step_rung() -> None:
+    opt, runs = _refuted()
+    lo, hi = STEPS.rungs()[:2]
+    rng = np.random.default_rng(11)
+    fresh = [run_to(SPACE.sample(rng), "target", lo, len(runs) + i) for i in range(2)]
+    view = make_view([*runs, *fresh], len(runs) + 2)
+    nxt = opt.suggest(view)  # the stopped verification and two fresh runs reached the rung
+    reached = [r for r in view.runs if r.model == "target" and r.steps_done >= lo]
+    best = max(reached, key=lambda r: next(v for s, v in r.curve if s >= lo))
+    if best.stopped is None:
+        assert nxt == Extend(run_id=best.run_id, steps=hi)
+    else:  # the top third is the stopped run: nothing to promote, a new configuration
+        assert isinstance(nxt, Start) and (nxt.model, nxt.steps) == ("target", lo)
+    # with the GP's own choice instead (target_search: gp), no promotion rule
+    gp = JFHPOOptimizer({**FAST, "check_after": 6, "target_search": "gp"})
+    assert gp.opts.target_search == "gp" and JFHPOOptimizer().opts.target_search == "asha"

@@ -61,7 +61,7 @@ from jfhpo.optimizers.surrogate import (
     training_set,
 )
 from jfhpo.records import Extend, RunRecord, Start, Suggestion
-from jfhpo.space import CategoricalParam
+from jfhpo.space import CategoricalParam, SpaceError
 from jfhpo.transfer import measure_transfer
 from jfhpo.view import StudyView, TransferRecord
 
@@ -70,6 +70,8 @@ __all__ = ["JFHPOOptimizer", "JFHPOOptions"]
 _POLICIES = ("ladder", "fixed_proxy", "climb")
 _ACQUISITIONS = ("aei", "ei")
 _STOPPED = ("floor", "last")
+_ANCHORS = ("target", "none")
+_TARGET_SEARCHES = ("asha", "gp")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class JFHPOOptions:
     check_configs: int = 0
     check_after: int = 10
     verify: bool = True
+    anchor: str = "target"
+    target_search: str = "asha"
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> JFHPOOptions:
@@ -168,6 +172,9 @@ class JFHPOOptions:
         need(isinstance(o.finish, bool), "finish", "must be true or false")
         need(is_num(o.finish_margin) and 0 <= o.finish_margin <= 2, "finish_margin",
              "must be a number in [0, 2]")
+        need(o.target_search in _TARGET_SEARCHES, "target_search",
+             f"must be one of {list(_TARGET_SEARCHES)}")
+        need(o.anchor in _ANCHORS, "anchor", f"must be one of {list(_ANCHORS)}")
         return o
 
 
@@ -291,6 +298,9 @@ class JFHPOOptimizer(Optimizer):
         rng = view.rng(0)
         live = [r for r in view.runs if not r.failed]
         started = {view.space.key(r.config) for r in live}
+        anchored = self._anchor(view, models[0])
+        if anchored is not None:
+            return anchored
         if len(started) < self.opts.n_init:
             return self._fresh_start(view, rng, models[0], rungs[0], started)
         if self.opts.finish and self.opts.policy == "ladder" and self._finishing(view, live):
@@ -305,6 +315,12 @@ class JFHPOOptimizer(Optimizer):
             check = self._climb_check(view, rng, started)
             if check is not None:
                 return check
+        asha = (self.opts.target_search == "asha" and self.opts.policy == "climb"
+                and models[0] == view.ladder.target.name)
+        if asha:
+            promote = self._promotion(view, models[0])
+            if promote is not None:
+                return promote
         features, data = self._training_data(view, live)
         if len(data) < 2 or np.ptp(data.y) == 0.0:
             return self._fresh_start(view, rng, models[0], rungs[0], started)
@@ -318,7 +334,50 @@ class JFHPOOptimizer(Optimizer):
                 ]
             )
             gp = gp.with_fantasies(X_p)
-        return self._best_candidate(view, gp, features, models, rng)
+        return self._best_candidate(view, gp, features, models, rng,
+                                    step_rungs=rungs[:1] if asha else None)
+
+    def _promotion(self, view: StudyView, model: str) -> Suggestion | None:
+        """Asynchronous successive halving on ``model``: the highest step rung first, a run in
+        the top 1/eta of the runs that reached a rung goes on to the next one."""
+        rungs, eta = view.steps.rungs(), view.steps.eta
+        runs = [r for r in view.runs if r.model == model and not r.failed]
+        for i in reversed(range(len(rungs) - 1)):
+            lo, hi = rungs[i], rungs[i + 1]
+            reached = [r for r in runs if r.steps_done >= lo and not (r.busy and r.steps_done < hi)]
+            k = len(reached) // eta
+            if k == 0:
+                continue
+            ranked = sorted(reached, key=lambda r: (-self._value_at(r, lo), r.run_id))
+            for r in ranked[:k]:
+                if (r.steps_done < hi and r.stopped is None and not r.busy
+                        and self.may_extend(view, r)
+                        and view.ledger.can_pay(view.cost.between(model, r.steps_done, hi))):
+                    return Extend(run_id=r.run_id, steps=hi)
+        return None
+
+    def _anchor(self, view: StudyView, model: str) -> Suggestion | None:
+        """When the search is on the target (the proxy refuted, or a one-model ladder), its first
+        run there is the study's recipe at the first step rung, unless the recipe already has a
+        run on the target: the configuration users already train with is the place a search
+        with a budget of a few target runs should start from, and the runs that follow are
+        ranked against it (``anchor: none`` leaves it out)."""
+        recipe = view.recipe
+        if (self.opts.anchor == "none" or recipe is None or model != view.ladder.target.name
+                or set(recipe) != set(view.space.names)):
+            return None
+        try:
+            config = view.space.validate(recipe)  # the recipe as the study confirms it
+        except SpaceError:
+            return None  # outside the searched ranges: not a point this search can take
+        key = view.space.key(config)
+        if any(view.space.key(r.config) == key for r in view.runs
+               if r.model == model and not r.failed):
+            return None
+        steps = view.steps.rungs()[0]
+        if not view.ledger.can_pay(view.cost.segment(model, steps)):
+            return None
+        return Start(config=config, model=model, steps=steps)
 
     def _fit(self, view: StudyView, data: TrainingSet) -> GPSurrogate:
         """The surrogate on ``data``, with the size drift on the continuous hyperparameters when
@@ -739,6 +798,7 @@ class JFHPOOptimizer(Optimizer):
         features: FidelityFeatures,
         models: list[str],
         rng: np.random.Generator,
+        step_rungs: Sequence[int] | None = None,
     ) -> Suggestion | None:
         space = view.space
         ref_model, ref_steps = self._reference(view)
@@ -766,7 +826,7 @@ class JFHPOOptimizer(Optimizer):
         best_val, best_sug, best_cost = -math.inf, None, math.inf
         cheapest: tuple[float, Suggestion] | None = None
         for model in models:
-            for steps in view.steps.rungs():
+            for steps in step_rungs or view.steps.rungs():
                 X_z = features.rows(U, model, steps)
                 m_z, v_z, _, v_ref, cov = gp.pair(X_z, X_ref)
                 if self.opts.acquisition == "aei":
