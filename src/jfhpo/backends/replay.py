@@ -489,8 +489,8 @@ eval_every: 10
 space:                    # the recorded design's names and ranges
 {space}
 # in simulated time the optimizer's own decisions are the study's cost (a proxy segment takes
-# milliseconds): lighter surrogate settings keep the study within seconds
-optimizer: {{name: jfhpo, options: {{n_candidates: 96, fit_maxiter: 20}}}}
+# milliseconds): the benchmark suite's lighter surrogate settings keep the study within seconds
+optimizer: {{name: jfhpo, options: {{n_candidates: 96, fit_maxiter: 12, max_points: 100}}}}
 stopping: {{}}              # the default early-stopping rules, on the recorded metrics
 budget: {{seconds: {budget}}}     # simulated CPU seconds: about 5 full target runs ({full:.0f} s each)
 workers: 2
