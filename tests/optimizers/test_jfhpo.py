@@ -473,3 +473,35 @@ def test_the_target_search_promotes_the_top_third_of_a_step_rung() -> None:
     # with the GP's own choice instead (target_search: gp), no promotion rule
     gp = JFHPOOptimizer({**FAST, "check_after": 6, "target_search": "gp"})
     assert gp.opts.target_search == "gp" and JFHPOOptimizer().opts.target_search == "asha"
+
+
+def test_the_recipe_is_trained_on_the_target_beside_the_first_verification() -> None:
+    runs = _proxy_runs(6)
+    opt = JFHPOOptimizer({**FAST, "check_after": 6})
+    sug = opt.suggest(make_view(runs, 6, recipe=RECIPE))
+    assert isinstance(sug, Start)
+    assert (sug.model, sug.steps, SPACE.key(sug.config)) == ("target", STEPS.max_steps,
+                                                              SPACE.key(RECIPE))
+    runs.append(run_to(sug.config, "target", STEPS.max_steps, len(runs)))
+    verify = opt.suggest(make_view(runs, 7, recipe=RECIPE))  # then the proxy's favourite
+    favourite = max((r for r in runs if r.model == "small" and r.steps_done == STEPS.max_steps),
+                    key=lambda r: r.score or 0.0)
+    assert isinstance(verify, Start) and verify.model == "target"
+    assert SPACE.key(verify.config) == SPACE.key(favourite.config)
+    # recipe_check: false leaves the recipe to confirmation
+    off = JFHPOOptimizer({**FAST, "check_after": 6, "recipe_check": False})
+    first = off.suggest(make_view(runs[:6], 6, recipe=RECIPE))
+    assert isinstance(first, Start) and SPACE.key(first.config) == SPACE.key(favourite.config)
+
+
+def test_a_favourite_below_the_recipe_on_the_target_refutes_the_proxy() -> None:
+    runs = _proxy_runs(6)
+    opt = JFHPOOptimizer({**FAST, "check_after": 6})
+    favourite = max((r for r in runs if r.steps_done == STEPS.max_steps),
+                    key=lambda r: r.score or 0.0)
+    fav_target = run_to(favourite.config, "target", STEPS.max_steps, len(runs))
+    recipe = run_to(RECIPE, "target", STEPS.max_steps, len(runs) + 1)
+    for score, refuted in ((recipe.score - 0.01, True), (recipe.score + 0.01, False)):  # type: ignore[operator]
+        view = make_view([*runs, replace(fav_target, score=score), recipe], 8, recipe=RECIPE)
+        assert (opt.search_models(view) == ["target"]) is refuted
+        assert any("below the recipe" in w for w in opt.warnings(view)) is refuted

@@ -105,6 +105,7 @@ class JFHPOOptions:
     verify: bool = True
     anchor: str = "target"
     target_search: str = "asha"
+    recipe_check: bool = True
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> JFHPOOptions:
@@ -174,6 +175,7 @@ class JFHPOOptions:
              "must be a number in [0, 2]")
         need(o.target_search in _TARGET_SEARCHES, "target_search",
              f"must be one of {list(_TARGET_SEARCHES)}")
+        need(isinstance(o.recipe_check, bool), "recipe_check", "must be true or false")
         need(o.anchor in _ANCHORS, "anchor", f"must be one of {list(_ANCHORS)}")
         return o
 
@@ -362,14 +364,9 @@ class JFHPOOptimizer(Optimizer):
         run on the target: the configuration users already train with is the place a search
         with a budget of a few target runs should start from, and the runs that follow are
         ranked against it (``anchor: none`` leaves it out)."""
-        recipe = view.recipe
-        if (self.opts.anchor == "none" or recipe is None or model != view.ladder.target.name
-                or set(recipe) != set(view.space.names)):
+        config = self._recipe(view)
+        if self.opts.anchor == "none" or config is None or model != view.ladder.target.name:
             return None
-        try:
-            config = view.space.validate(recipe)  # the recipe as the study confirms it
-        except SpaceError:
-            return None  # outside the searched ranges: not a point this search can take
         key = view.space.key(config)
         if any(view.space.key(r.config) == key for r in view.runs
                if r.model == model and not r.failed):
@@ -601,6 +598,16 @@ class JFHPOOptimizer(Optimizer):
                         r.stopped is not None or self._collapsed(r)):
                     return (f"the proxy's favourite {view.space.key(r.config)} failed on the "
                             f"target ({'stopped: ' + str(r.stopped) if r.stopped else 'collapsed'})")
+        if self.opts.recipe_check:
+            rec = self._recipe_on_target(view)
+            if rec is not None and rec.score is not None:
+                rkey = view.space.key(rec.config)
+                for r in view.runs:
+                    if (r.model == target and r.steps_done >= view.steps.max_steps and not r.busy
+                            and not r.failed and r.score is not None
+                            and view.space.key(r.config) != rkey and r.score < rec.score):
+                        return (f"the proxy's favourite {view.space.key(r.config)} scored below "
+                                f"the recipe on the target ({r.score:.4g} against {rec.score:.4g})")
         if self.opts.check_configs == 0:
             return None
         lows, ups = self._longest_runs(view, low), self._longest_runs(view, up)
@@ -625,6 +632,45 @@ class JFHPOOptimizer(Optimizer):
                     f"({b[top]:.4g} against {b.max():.4g})")
         return None
 
+    @staticmethod
+    def _recipe(view: StudyView) -> dict[str, Any] | None:
+        """The study's recipe as a point of the space (None if unknown or outside the ranges)."""
+        if not view.recipe or set(view.recipe) != set(view.space.names):
+            return None
+        try:
+            return view.space.validate(view.recipe)
+        except SpaceError:
+            return None
+
+    def _recipe_start(self, view: StudyView) -> Suggestion | None:
+        """The recipe on the target at the full budget, once, beside the first verification:
+        the yardstick a proxy's favourite must beat there (``recipe_check``). The study would
+        train it on the target in confirmation anyway (``confirm.include_recipe``), which then
+        skips it."""
+        recipe = self._recipe(view)
+        if recipe is None:
+            return None
+        target, full = view.ladder.target.name, view.steps.max_steps
+        key = view.space.key(recipe)
+        if any(r.model == target and not r.failed and view.space.key(r.config) == key
+               and (r.busy or r.steps_done >= full) for r in view.runs):
+            return None
+        if not view.ledger.can_pay(view.cost.segment(target, full)):
+            return None
+        return Start(config=recipe, model=target, steps=full)
+
+    def _recipe_on_target(self, view: StudyView) -> RunRecord | None:
+        """The recipe's finished full-budget run on the target, if any."""
+        recipe = self._recipe(view)
+        if recipe is None:
+            return None
+        target, full, key = view.ladder.target.name, view.steps.max_steps, view.space.key(recipe)
+        for r in view.runs:
+            if (r.model == target and r.steps_done >= full and not r.busy and not r.failed
+                    and view.space.key(r.config) == key):
+                return r
+        return None
+
     def _climb_check(
         self, view: StudyView, rng: np.random.Generator, started: set[str]
     ) -> Suggestion | None:
@@ -640,6 +686,10 @@ class JFHPOOptimizer(Optimizer):
         lows = self._longest_runs(view, low)
         if len(lows) < self.opts.check_after:
             return None
+        if self.opts.recipe_check:
+            recipe = self._recipe_start(view)
+            if recipe is not None:
+                return recipe
         if self.opts.verify:
             verify = self._climb_verify(view, lows)
             if verify is not None:
@@ -696,7 +746,10 @@ class JFHPOOptimizer(Optimizer):
         on_target = [r for r in view.runs if r.model == target and not r.failed]
         if any(r.busy for r in on_target):
             return None
-        if len(lows) < self.opts.check_after * (1 + len(on_target)):
+        recipe = self._recipe(view)
+        rkey = None if recipe is None else view.space.key(recipe)
+        verifications = [r for r in on_target if view.space.key(r.config) != rkey]
+        if len(lows) < self.opts.check_after * (1 + len(verifications)):
             return None
         done = [(key, r) for key, r in lows.items()
                 if r.steps_done >= full and not r.busy and r.stopped is None]
