@@ -289,3 +289,21 @@ def test_the_recipe_is_in_the_optimizers_view_from_the_first_ask(tmp_path: Path)
     plain = AskTell(space, MODELS, {"min": 10, "max": 90}, optimizer="random", budget=50)
     assert plain.view().recipe is None
     plain.close()
+
+
+def test_the_recipe_trained_on_the_target_by_the_search_is_not_confirmed_again() -> None:
+    # jfhpo (recipe_check) trains the recipe on the target at the full budget beside its first
+    # verification; confirmation then skips it, and the recipe's figure comes from that run
+    recipe = {"x": 0.25}
+    at = AskTell(X, TWO, {"min": 10, "max": 30}, optimizer="jfhpo",
+                 optimizer_options={**FAST, "check_after": 3}, budget=4000, recipe=recipe,
+                 confirm={"top_k": 1, "fraction": 0.3})
+    trials = []
+    while (t := at.ask()) is not None:
+        trials.append(t)
+        at.tell(t, -abs(t.config["x"] - 0.6), (20.0 if t.model == "t" else 1.0) * (t.steps - t.start_step))
+    on_target = [t for t in trials if t.model == "t" and t.steps == 30 and t.config == recipe]
+    assert [t.phase for t in on_target] == [Phase.SEARCH]
+    best = at.study.best()
+    assert best is not None and best["recipe_score"] == -abs(0.25 - 0.6)
+    at.close()

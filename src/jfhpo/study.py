@@ -390,9 +390,11 @@ class Study:
         assert best.score is not None
         recipe_score = None
         recipe = self.recipe()
-        if recipe is not None and confirmed:
+        if recipe is not None:
+            # the recipe's full-budget target run: a confirmation run, or a search run (jfhpo
+            # trains the recipe there beside its first verification; confirmation then skips it)
             key = self.space.key(recipe)
-            scores = [r.score for r in confirmed
+            scores = [r.score for r in (*confirmed, *at_full)
                       if r.score is not None and self.space.key(r.config) == key]
             if scores:
                 recipe_score = self.sign * max(scores)

@@ -164,6 +164,8 @@ def confirmation_plan(study: Study, full: StudyView, optimizer: Optimizer, backe
     done = {st.space.key(r.config) for r in search if r.model == target and r.steps_done >= steps
             and r.stopped is None and not r.failed}
     ranked = [c for c in optimizer.confirm(view, st.spec.confirm.top_k) if st.space.key(c) not in done]
+    if recipe is not None and st.space.key(recipe) in done:
+        recipe = None  # the search trained it on the target at the full budget already
     return plan_confirmation(
         ranked, recipe, st.space.key,
         budget_left=st.spec.budget.seconds - spent, per_run=full.cost.segment(target, steps),
