@@ -304,6 +304,10 @@ def test_the_recipe_trained_on_the_target_by_the_search_is_not_confirmed_again()
         at.tell(t, -abs(t.config["x"] - 0.6), (20.0 if t.model == "t" else 1.0) * (t.steps - t.start_step))
     on_target = [t for t in trials if t.model == "t" and t.steps == 30 and t.config == recipe]
     assert [t.phase for t in on_target] == [Phase.SEARCH]
+    # the confirmation slot goes to the best configuration that has no full target run yet
+    done = [t.config for t in trials if t.phase is Phase.SEARCH and t.model == "t" and t.steps == 30]
+    confirmed = [t.config for t in trials if t.phase is Phase.CONFIRM]
+    assert len(confirmed) == 1 and confirmed[0] not in done
     best = at.study.best()
     assert best is not None and best["recipe_score"] == -abs(0.25 - 0.6)
     at.close()

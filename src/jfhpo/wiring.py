@@ -163,7 +163,9 @@ def confirmation_plan(study: Study, full: StudyView, optimizer: Optimizer, backe
     # stopped) has its confirmation: it competes for the answer as it is (Study.best)
     done = {st.space.key(r.config) for r in search if r.model == target and r.steps_done >= steps
             and r.stopped is None and not r.failed}
-    ranked = [c for c in optimizer.confirm(view, st.spec.confirm.top_k) if st.space.key(c) not in done]
+    # the top_k best that have no such run yet: one that has it takes no confirmation slot
+    k = st.spec.confirm.top_k
+    ranked = [c for c in optimizer.confirm(view, k + len(done)) if st.space.key(c) not in done][:k]
     if recipe is not None and st.space.key(recipe) in done:
         recipe = None  # the search trained it on the target at the full budget already
     return plan_confirmation(
