@@ -310,4 +310,5 @@ def test_the_recipe_trained_on_the_target_by_the_search_is_not_confirmed_again()
     assert len(confirmed) == 1 and confirmed[0] not in done
     best = at.study.best()
     assert best is not None and best["recipe_score"] == -abs(0.25 - 0.6)
+    assert at.study.n_confirm_runs() == 1  # the recipe's share of the reserve went to the search
     at.close()

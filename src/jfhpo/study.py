@@ -324,9 +324,26 @@ class Study:
         return seg.wall if self.spec.budget.measure == "wall" else seg.cost
 
     def n_confirm_runs(self) -> int:
-        """How many confirmation runs the study file asks for (top-k plus the recipe)."""
+        """How many confirmation runs the study file asks for: top-k plus the recipe, unless the
+        search already trained the recipe on the target at the full budget (jfhpo's recipe
+        check): then confirmation will skip it, and its share of the reserve goes to the search."""
         k = self.spec.confirm.top_k
-        return 0 if k == 0 else k + (1 if self.spec.confirm.include_recipe else 0)
+        if k == 0:
+            return 0
+        return k + (1 if self.spec.confirm.include_recipe and not self._recipe_trained() else 0)
+
+    def _recipe_trained(self) -> bool:
+        recipe = self.recipe()
+        if recipe is None:
+            return False
+        key, target, full = self.space.key(recipe), self.ladder.target.name, self.steps.max_steps
+        for seg in self.segments.values():
+            run = self.runs[seg.run_id]
+            if (run.phase is Phase.SEARCH and run.model == target and seg.end_step is not None
+                    and seg.end_step >= full and seg.status is SegmentStatus.COMPLETED
+                    and self.space.key(run.config) == key):
+                return True
+        return False
 
     def view(self, workers: int = 1, wall_used: float | None = None,
              resumable: bool = True) -> StudyView:

@@ -505,3 +505,15 @@ def test_a_favourite_below_the_recipe_on_the_target_refutes_the_proxy() -> None:
         view = make_view([*runs, replace(fav_target, score=score), recipe], 8, recipe=RECIPE)
         assert (opt.search_models(view) == ["target"]) is refuted
         assert any("below the recipe" in w for w in opt.warnings(view)) is refuted
+
+
+def test_a_stopped_recipe_run_does_not_refute_the_proxy() -> None:
+    runs = _proxy_runs(6)
+    opt = JFHPOOptimizer({**FAST, "check_after": 6})
+    stopped = replace(run_to(RECIPE, "target", 20, len(runs)),
+                      stopped=StopReason("reward_drop", "the reward fell"))
+    view = make_view([*runs, stopped], 7, recipe=RECIPE)
+    assert opt.search_models(view) == ["small"]
+    assert not any("refuted" in w for w in opt.warnings(view))
+    nxt = opt.suggest(view)  # and it is not trained again: the favourite's verification is next
+    assert not (isinstance(nxt, Start) and SPACE.key(nxt.config) == SPACE.key(RECIPE))

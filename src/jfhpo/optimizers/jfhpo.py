@@ -593,9 +593,12 @@ class JFHPOOptimizer(Optimizer):
                 return (f"rankings on {low} do not carry over to {t.large} (Spearman "
                         f"{t.spearman:.2f} over {t.n_configs} configurations)")
         if self.opts.verify:
-            for r in view.runs:
+            recipe = self._recipe(view)
+            rkey = None if recipe is None else view.space.key(recipe)
+            for r in view.runs:  # verification runs: the recipe's own run is no verification
                 if r.model == target and not r.failed and not r.busy and (
-                        r.stopped is not None or self._collapsed(r)):
+                        r.stopped is not None or self._collapsed(r)) and (
+                        view.space.key(r.config) != rkey):
                     return (f"the proxy's favourite {view.space.key(r.config)} failed on the "
                             f"target ({'stopped: ' + str(r.stopped) if r.stopped else 'collapsed'})")
         if self.opts.recipe_check:
@@ -653,7 +656,7 @@ class JFHPOOptimizer(Optimizer):
         target, full = view.ladder.target.name, view.steps.max_steps
         key = view.space.key(recipe)
         if any(r.model == target and not r.failed and view.space.key(r.config) == key
-               and (r.busy or r.steps_done >= full) for r in view.runs):
+               and (r.busy or r.steps_done >= full or r.stopped is not None) for r in view.runs):
             return None
         if not view.ledger.can_pay(view.cost.segment(target, full)):
             return None
