@@ -190,3 +190,17 @@ class SearchSpace:
     def key(self, config: Mapping[str, Any]) -> str:
         """A stable text key for a configuration (used to group runs of the same configuration)."""
         return "|".join(f"{n}={config[n]!r}" for n in self.names)
+
+
+#: names (or last dotted parts) under which trainers spell the learning rate
+LEARNING_RATE_NAMES = ("learning_rate", "lr")
+
+
+def learning_rate_param(space: SearchSpace) -> FloatParam | None:
+    """The space's learning rate: a positive float parameter named ``learning_rate`` or ``lr``,
+    or a dotted key ending in one of them (``actor_rollout_ref.actor.optim.lr``); None if none."""
+    for p in space.params:
+        if (isinstance(p, FloatParam) and p.low > 0
+                and p.name.rsplit(".", 1)[-1] in LEARNING_RATE_NAMES):
+            return p
+    return None

@@ -19,7 +19,7 @@ from jfhpo.fidelity import ModelLadder, ModelRung, StepBudget
 from jfhpo.optimizers.base import OptimizerError, get_optimizer
 from jfhpo.optimizers.jfhpo import JFHPOOptimizer
 from jfhpo.records import Extend, Phase, RunRecord, Start, StopReason
-from jfhpo.space import FloatParam, SearchSpace
+from jfhpo.space import FloatParam, SearchSpace, learning_rate_param
 from jfhpo.transfer import measure_transfer
 from jfhpo.view import StudyView
 
@@ -249,6 +249,8 @@ def test_initial_design_is_random_at_the_cheapest_fidelity() -> None:
         ({"verify": "yes"}, "verify"),
         ({"anchor": "proxy"}, "anchor"),
         ({"target_search": "bracket"}, "target_search"),
+        ({"neighbours": 1.0}, "neighbours"),
+        ({"neighbours": True}, "neighbours"),
     ],
 )
 def test_bad_options_name_the_option(options: dict[str, Any], name: str) -> None:
@@ -517,3 +519,52 @@ def test_a_stopped_recipe_run_does_not_refute_the_proxy() -> None:
     assert not any("refuted" in w for w in opt.warnings(view))
     nxt = opt.suggest(view)  # and it is not trained again: the favourite's verification is next
     assert not (isinstance(nxt, Start) and SPACE.key(nxt.config) == SPACE.key(RECIPE))
+
+
+def _diverged_beside_the_recipe(lr: float) -> list[RunRecord]:
+    """Proxy runs, the recipe trained on the target, and a target run at ``lr`` the rules
+    stopped (which refutes the proxy)."""
+    runs = _proxy_runs(6)
+    runs.append(run_to(RECIPE, "target", STEPS.max_steps, len(runs)))
+    runs.append(replace(run_to({**RECIPE, "lr": lr}, "target", 8, len(runs)),
+                        stopped=StopReason("kl_runaway", "KL ran away")))
+    return runs
+
+
+@pytest.mark.parametrize(("diverged_lr", "first", "second"), [
+    (3e-5, 1.0 / 3.0, 3.0),  # a larger learning rate diverged: the smaller neighbour first
+    (3e-7, 3.0, 1.0 / 3.0),  # a smaller one did: the larger neighbour first
+])
+def test_the_target_search_tries_the_recipes_learning_rate_neighbours_at_the_full_budget(
+        diverged_lr: float, first: float, second: float) -> None:
+    opt = JFHPOOptimizer({**FAST, "check_after": 6})
+    runs = _diverged_beside_the_recipe(diverged_lr)
+    for factor in (first, second):
+        view = make_view(runs, len(runs), recipe=RECIPE)
+        assert opt.search_models(view) == ["target"]
+        sug = opt.suggest(view)
+        assert isinstance(sug, Start)
+        assert (sug.model, sug.steps) == ("target", STEPS.max_steps)
+        assert sug.config["clip"] == RECIPE["clip"]
+        assert sug.config["lr"] == pytest.approx(RECIPE["lr"] * factor)
+        runs.append(run_to(sug.config, "target", STEPS.max_steps, len(runs)))
+    # both tried: the search goes on by successive halving and the GP (first step rung)
+    nxt = opt.suggest(make_view(runs, len(runs), recipe=RECIPE))
+    assert nxt is not None and not (isinstance(nxt, Start) and nxt.steps == STEPS.max_steps)
+    # neighbours: 0 leaves them out
+    off = JFHPOOptimizer({**FAST, "check_after": 6, "neighbours": 0})
+    other = off.suggest(make_view(runs[:8], 8, recipe=RECIPE))
+    assert not (isinstance(other, Start) and other.steps == STEPS.max_steps)
+
+
+def test_the_neighbours_stay_inside_the_range_and_need_a_learning_rate() -> None:
+    opt = JFHPOOptimizer({**FAST, "check_after": 6})
+    edge = {**RECIPE, "lr": 2e-7}  # lr/3 would leave the range [1e-7, 1e-4]
+    runs = _proxy_runs(6)
+    runs.append(run_to(edge, "target", STEPS.max_steps, len(runs)))
+    runs.append(replace(run_to({**edge, "lr": 3e-5}, "target", 8, len(runs)),
+                        stopped=StopReason("kl_runaway", "KL ran away")))
+    sug = opt.suggest(make_view(runs, len(runs), recipe=edge))
+    assert isinstance(sug, Start) and sug.config["lr"] == pytest.approx(1e-7)
+    assert learning_rate_param(SearchSpace([FloatParam("actor.optim.lr", 1e-7, 1e-4, log=True)]))
+    assert learning_rate_param(SearchSpace([FloatParam("clip", 0.1, 0.4)])) is None

@@ -61,7 +61,7 @@ from jfhpo.optimizers.surrogate import (
     training_set,
 )
 from jfhpo.records import Extend, RunRecord, Start, Suggestion
-from jfhpo.space import CategoricalParam, SpaceError
+from jfhpo.space import CategoricalParam, SpaceError, learning_rate_param
 from jfhpo.transfer import measure_transfer
 from jfhpo.view import StudyView, TransferRecord
 
@@ -106,6 +106,7 @@ class JFHPOOptions:
     anchor: str = "target"
     target_search: str = "asha"
     recipe_check: bool = True
+    neighbours: float = 3.0
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> JFHPOOptions:
@@ -177,6 +178,8 @@ class JFHPOOptions:
              f"must be one of {list(_TARGET_SEARCHES)}")
         need(isinstance(o.recipe_check, bool), "recipe_check", "must be true or false")
         need(o.anchor in _ANCHORS, "anchor", f"must be one of {list(_ANCHORS)}")
+        need(is_num(o.neighbours) and (o.neighbours == 0 or o.neighbours > 1), "neighbours",
+             "must be 0 (off) or a factor > 1")
         return o
 
 
@@ -300,7 +303,7 @@ class JFHPOOptimizer(Optimizer):
         rng = view.rng(0)
         live = [r for r in view.runs if not r.failed]
         started = {view.space.key(r.config) for r in live}
-        anchored = self._anchor(view, models[0])
+        anchored = self._anchor(view, models[0]) or self._neighbour(view, models[0])
         if anchored is not None:
             return anchored
         if len(started) < self.opts.n_init:
@@ -375,6 +378,44 @@ class JFHPOOptimizer(Optimizer):
         if not view.ledger.can_pay(view.cost.segment(model, steps)):
             return None
         return Start(config=config, model=model, steps=steps)
+
+    def _neighbour(self, view: StudyView, model: str) -> Suggestion | None:
+        """When the search is on the target, after the recipe: the recipe with its learning rate
+        divided and multiplied by ``neighbours``, each trained once on the target at the full
+        step budget (what a practitioner tries first), the side away from the runs that
+        diverged there first (with none, the smaller learning rate: bigger models want smaller
+        ones). Why: a refuted proxy leaves a few target runs of budget, the learning rate is
+        the hyperparameter scaling studies see moving with model size, and on the target short
+        runs rank learning rates by how fast they rise, not where they end."""
+        if self.opts.neighbours == 0 or model != view.ladder.target.name:
+            return None
+        recipe, lr = self._recipe(view), learning_rate_param(view.space)
+        if recipe is None or lr is None:
+            return None
+        full = view.steps.max_steps
+        on_target = [r for r in view.runs if r.model == model and not r.failed]
+        rkey = view.space.key(recipe)
+        rec = next((r for r in on_target if view.space.key(r.config) == rkey), None)
+        if rec is None or rec.busy:
+            return None  # the recipe first (its anchor or its check)
+        others = [r for r in on_target if view.space.key(r.config) != rkey and not r.busy]
+        base = math.log(float(recipe[lr.name]))
+        diverged = [math.log(float(r.config[lr.name])) for r in others
+                    if r.stopped is not None or self._collapsed(r)]
+        factors = [1.0 / self.opts.neighbours, self.opts.neighbours]
+        if diverged and sum(diverged) / len(diverged) < base:
+            factors.reverse()
+        tried = {view.space.key(r.config) for r in on_target}
+        for f in factors:
+            value = min(max(float(recipe[lr.name]) * f, lr.low), lr.high)
+            config = {**recipe, lr.name: value}
+            key = view.space.key(config)
+            if key == rkey or key in tried:
+                continue
+            if not view.ledger.can_pay(view.cost.segment(model, full)):
+                return None
+            return Start(config=config, model=model, steps=full)
+        return None
 
     def _fit(self, view: StudyView, data: TrainingSet) -> GPSurrogate:
         """The surrogate on ``data``, with the size drift on the continuous hyperparameters when
