@@ -43,7 +43,7 @@ def test_uncalibrated_ledger_pays_while_anything_is_left() -> None:
     assert not Ledger(100.0, 100.0, calibrated=False).can_pay(0.0)
 
 
-def test_reserve_is_one_predicted_run_until_the_target_is_measured() -> None:
+def test_reserve_is_the_share_until_the_target_is_measured_then_the_runs_cost() -> None:
     proxy_only = CostModel(LADDER, [SegmentCost("s", 10, 10.0)])  # predicts 4 s/step on "t"
     assert confirm_reserve(1000.0, 0.2, 3, proxy_only, "t", 100) == pytest.approx(400.0)
     assert confirm_reserve(1000.0, 0.5, 3, proxy_only, "t", 100) == pytest.approx(500.0)
@@ -51,6 +51,9 @@ def test_reserve_is_one_predicted_run_until_the_target_is_measured() -> None:
     # 3 runs of 400 wanted; 2 fit while leaving the search something
     assert confirm_reserve(1000.0, 0.2, 3, measured, "t", 100) == pytest.approx(800.0)
     assert confirm_reserve(2000.0, 0.2, 3, measured, "t", 100) == pytest.approx(1200.0)
+    # measured: the runs' cost, not the configured share when that is larger
+    assert confirm_reserve(10000.0, 0.45, 1, measured, "t", 100) == pytest.approx(400.0)
+    assert confirm_reserve(10000.0, 0.45, 2, measured, "t", 100) == pytest.approx(800.0)
     # wall: the runs go side by side on the workers
     assert confirm_reserve(2000.0, 0.2, 3, measured, "t", 100, "wall", 2) == pytest.approx(800.0)
     assert confirm_reserve(1000.0, 0.2, 0, measured, "t", 100) == 0.0

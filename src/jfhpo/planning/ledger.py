@@ -75,12 +75,15 @@ def committed(in_flight: Iterable[tuple[str, int, int]], cost: CostModel, measur
 
 def confirm_reserve(total: float, fraction: float, n_runs: int, cost: CostModel, target: str,
                     max_steps: int, measure: str = "compute", workers: int = 1) -> float:
-    """Budget held back from the search for ``n_runs`` confirmation runs on the target: the
-    configured share, or more once the costs show they will cost more. Once the target's costs
-    are measured, ``n_runs`` are reserved at their measured cost; before that, one run at the
-    cost model's prediction (proxy-only extrapolations of every run over-reserve and starve the
-    search, but without one run held back the search can leave nothing to confirm with). Never
-    so many runs that the search is left nothing."""
+    """Budget held back from the search for ``n_runs`` confirmation runs on the target.
+
+    Before the target's costs are measured: the configured share, or one run at the cost
+    model's prediction if that is more (proxy-only extrapolations of every run over-reserve and
+    starve the search, but without one run held back the search can leave nothing to confirm
+    with). Once they are measured: what the ``n_runs`` runs will cost, no more and no less (a
+    share larger than that would be left unspent when the study ends; the search gets it).
+    Never so many runs that the search is left nothing; a budget that cannot pay for one run
+    beside the search keeps the configured share."""
     if n_runs <= 0:
         return 0.0
     need = 0.0
@@ -92,6 +95,8 @@ def confirm_reserve(total: float, fraction: float, n_runs: int, cost: CostModel,
             runs = min(runs, max(math.ceil(total / per_run - 1e-9) - 1, 0))
         waves = math.ceil(runs / max(workers, 1)) if measure == "wall" else runs
         need = waves * per_run
+        if need > 0 and cost.measured(target):
+            return need
     return max(total * fraction, need)
 
 
