@@ -122,8 +122,9 @@ class BudgetSpec(_Strict):
 
 class ConfirmSpec(_Strict):
     top_k: int = Field(default=2, ge=0, le=1000)
-    #: share of the budget reserved for confirmation on the target (0: confirm after the search
-    #: whatever it costs; the cost is still reported)
+    #: share of the budget reserved for confirmation on the target until the target's cost is
+    #: measured, then replaced by what the confirmation runs will cost (0: confirm after the
+    #: search whatever it costs; the cost is still reported)
     fraction: float = Field(default=0.25, ge=0.0, lt=1.0)
     include_recipe: bool = True
 

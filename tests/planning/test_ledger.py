@@ -6,7 +6,14 @@ import pytest
 
 from jfhpo.cost import CostModel, SegmentCost
 from jfhpo.fidelity import ModelLadder, ModelRung
-from jfhpo.planning.ledger import Ledger, committed, confirm_reserve, make_ledger, spent
+from jfhpo.planning.ledger import (
+    RESERVE_MARGIN,
+    Ledger,
+    committed,
+    confirm_reserve,
+    make_ledger,
+    spent,
+)
 from jfhpo.records import Phase, SegmentStatus
 
 LADDER = ModelLadder([ModelRung("s", 1e6, 1.0), ModelRung("t", 1e8, 4.0)])
@@ -43,16 +50,20 @@ def test_uncalibrated_ledger_pays_while_anything_is_left() -> None:
     assert not Ledger(100.0, 100.0, calibrated=False).can_pay(0.0)
 
 
-def test_reserve_is_one_predicted_run_until_the_target_is_measured() -> None:
+def test_reserve_is_the_share_until_the_target_is_measured_then_the_runs_cost() -> None:
     proxy_only = CostModel(LADDER, [SegmentCost("s", 10, 10.0)])  # predicts 4 s/step on "t"
     assert confirm_reserve(1000.0, 0.2, 3, proxy_only, "t", 100) == pytest.approx(400.0)
     assert confirm_reserve(1000.0, 0.5, 3, proxy_only, "t", 100) == pytest.approx(500.0)
     measured = CostModel(LADDER, [SegmentCost("t", 10, 40.0)])  # 4 s/step on the target
+    m = 1.0 + RESERVE_MARGIN  # measured: the runs' predicted cost and a margin
     # 3 runs of 400 wanted; 2 fit while leaving the search something
-    assert confirm_reserve(1000.0, 0.2, 3, measured, "t", 100) == pytest.approx(800.0)
-    assert confirm_reserve(2000.0, 0.2, 3, measured, "t", 100) == pytest.approx(1200.0)
+    assert confirm_reserve(1000.0, 0.2, 3, measured, "t", 100) == pytest.approx(800.0 * m)
+    assert confirm_reserve(2000.0, 0.2, 3, measured, "t", 100) == pytest.approx(1200.0 * m)
+    # measured: the runs' cost, not the configured share when that is larger
+    assert confirm_reserve(10000.0, 0.45, 1, measured, "t", 100) == pytest.approx(400.0 * m)
+    assert confirm_reserve(10000.0, 0.45, 2, measured, "t", 100) == pytest.approx(800.0 * m)
     # wall: the runs go side by side on the workers
-    assert confirm_reserve(2000.0, 0.2, 3, measured, "t", 100, "wall", 2) == pytest.approx(800.0)
+    assert confirm_reserve(2000.0, 0.2, 3, measured, "t", 100, "wall", 2) == pytest.approx(800.0 * m)
     assert confirm_reserve(1000.0, 0.2, 0, measured, "t", 100) == 0.0
     # a budget that cannot pay for one run besides the search: only the configured share
     assert confirm_reserve(300.0, 0.2, 3, measured, "t", 100) == pytest.approx(60.0)

@@ -27,7 +27,7 @@ from jfhpo.cost import CostModel
 from jfhpo.records import Extend, Phase, SegmentStatus, Start, Suggestion
 from jfhpo.view import StudyView
 
-__all__ = ["FINISHED", "Ledger", "committed", "confirm_reserve", "make_ledger", "spent",
+__all__ = ["FINISHED", "RESERVE_MARGIN", "Ledger", "committed", "confirm_reserve", "make_ledger", "spent",
            "suggestion_cost"]
 
 #: statuses whose cost is spent (an interrupted segment's cost is reported apart and re-run)
@@ -73,14 +73,22 @@ def committed(in_flight: Iterable[tuple[str, int, int]], cost: CostModel, measur
     return float(sum(cost.between(m, a, b) for m, a, b in in_flight))
 
 
+#: what the reserve holds on top of the confirmation runs' predicted cost, once it is measured
+RESERVE_MARGIN = 0.15
+
+
 def confirm_reserve(total: float, fraction: float, n_runs: int, cost: CostModel, target: str,
                     max_steps: int, measure: str = "compute", workers: int = 1) -> float:
-    """Budget held back from the search for ``n_runs`` confirmation runs on the target: the
-    configured share, or more once the costs show they will cost more. Once the target's costs
-    are measured, ``n_runs`` are reserved at their measured cost; before that, one run at the
-    cost model's prediction (proxy-only extrapolations of every run over-reserve and starve the
-    search, but without one run held back the search can leave nothing to confirm with). Never
-    so many runs that the search is left nothing."""
+    """Budget held back from the search for ``n_runs`` confirmation runs on the target.
+
+    Before the target's costs are measured: the configured share, or one run at the cost
+    model's prediction if that is more (proxy-only extrapolations of every run over-reserve and
+    starve the search, but without one run held back the search can leave nothing to confirm
+    with). Once they are measured: what the ``n_runs`` runs will cost, plus ``RESERVE_MARGIN``
+    for segments that cost more than predicted (a busy machine), not the configured share when
+    that is larger (it would be left unspent when the study ends; the search gets it).
+    Never so many runs that the search is left nothing; a budget that cannot pay for one run
+    beside the search keeps the configured share."""
     if n_runs <= 0:
         return 0.0
     need = 0.0
@@ -92,6 +100,8 @@ def confirm_reserve(total: float, fraction: float, n_runs: int, cost: CostModel,
             runs = min(runs, max(math.ceil(total / per_run - 1e-9) - 1, 0))
         waves = math.ceil(runs / max(workers, 1)) if measure == "wall" else runs
         need = waves * per_run
+        if need > 0 and cost.measured(target):
+            return min(need * (1.0 + RESERVE_MARGIN), total)
     return max(total * fraction, need)
 
 
