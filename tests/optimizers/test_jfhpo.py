@@ -522,9 +522,10 @@ def test_a_stopped_recipe_run_does_not_refute_the_proxy() -> None:
 
 
 def _diverged_beside_the_recipe(lr: float) -> list[RunRecord]:
-    """Proxy runs, the recipe trained on the target, and a target run at ``lr`` the rules
-    stopped (which refutes the proxy)."""
+    """Proxy runs (one at ``lr``), the recipe trained on the target, and the verification of
+    the configuration at ``lr``, which the rules stopped on the target (it refutes the proxy)."""
     runs = _proxy_runs(6)
+    runs.append(run_to({**RECIPE, "lr": lr}, "small", STEPS.max_steps, len(runs)))
     runs.append(run_to(RECIPE, "target", STEPS.max_steps, len(runs)))
     runs.append(replace(run_to({**RECIPE, "lr": lr}, "target", 8, len(runs)),
                         stopped=StopReason("kl_runaway", "KL ran away")))
@@ -553,7 +554,7 @@ def test_the_target_search_tries_the_recipes_learning_rate_neighbours_at_the_ful
     assert nxt is not None and not (isinstance(nxt, Start) and nxt.steps == STEPS.max_steps)
     # neighbours: 0 leaves them out
     off = JFHPOOptimizer({**FAST, "check_after": 6, "neighbours": 0})
-    other = off.suggest(make_view(runs[:8], 8, recipe=RECIPE))
+    other = off.suggest(make_view(runs[:9], 9, recipe=RECIPE))
     assert not (isinstance(other, Start) and other.steps == STEPS.max_steps)
 
 
@@ -561,6 +562,7 @@ def test_the_neighbours_stay_inside_the_range_and_need_a_learning_rate() -> None
     opt = JFHPOOptimizer({**FAST, "check_after": 6})
     edge = {**RECIPE, "lr": 2e-7}  # lr/3 would leave the range [1e-7, 1e-4]
     runs = _proxy_runs(6)
+    runs.append(run_to({**edge, "lr": 3e-5}, "small", STEPS.max_steps, len(runs)))
     runs.append(run_to(edge, "target", STEPS.max_steps, len(runs)))
     runs.append(replace(run_to({**edge, "lr": 3e-5}, "target", 8, len(runs)),
                         stopped=StopReason("kl_runaway", "KL ran away")))
@@ -568,3 +570,18 @@ def test_the_neighbours_stay_inside_the_range_and_need_a_learning_rate() -> None
     assert isinstance(sug, Start) and sug.config["lr"] == pytest.approx(1e-7)
     assert learning_rate_param(SearchSpace([FloatParam("actor.optim.lr", 1e-7, 1e-4, log=True)]))
     assert learning_rate_param(SearchSpace([FloatParam("clip", 0.1, 0.4)])) is None
+
+
+def test_the_refutation_names_the_verification_not_a_later_target_search_run() -> None:
+    opt = JFHPOOptimizer({**FAST, "check_after": 6})
+    fav = {**RECIPE, "lr": 3e-7}  # far from the target's best learning rate
+    runs = _proxy_runs(6)
+    runs.append(run_to(fav, "small", STEPS.max_steps, len(runs)))
+    runs.append(run_to(RECIPE, "target", STEPS.max_steps, len(runs)))
+    runs.append(run_to(fav, "target", STEPS.max_steps, len(runs)))  # below the recipe there
+    before = opt.warnings(make_view(runs, len(runs), recipe=RECIPE))
+    assert any("below the recipe" in w for w in before)
+    # the target search's neighbour (a configuration the proxy never trained) is then stopped
+    runs.append(replace(run_to({**RECIPE, "lr": 9e-6}, "target", 8, len(runs)),
+                        stopped=StopReason("reward_drop", "the reward fell")))
+    assert opt.warnings(make_view(runs, len(runs), recipe=RECIPE)) == before

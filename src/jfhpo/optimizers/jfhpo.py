@@ -633,13 +633,17 @@ class JFHPOOptimizer(Optimizer):
             if t.small == low:
                 return (f"rankings on {low} do not carry over to {t.large} (Spearman "
                         f"{t.spearman:.2f} over {t.n_configs} configurations)")
+        # a verification is a target run of a configuration the proxy trained: not the
+        # recipe's own run, nor the target search's runs after a refutation (whose reason
+        # stays the run that refuted)
+        on_proxy = {view.space.key(r.config) for r in view.runs if r.model == low}
         if self.opts.verify:
             recipe = self._recipe(view)
             rkey = None if recipe is None else view.space.key(recipe)
-            for r in view.runs:  # verification runs: the recipe's own run is no verification
+            for r in view.runs:
                 if r.model == target and not r.failed and not r.busy and (
                         r.stopped is not None or self._collapsed(r)) and (
-                        view.space.key(r.config) != rkey):
+                        view.space.key(r.config) != rkey) and view.space.key(r.config) in on_proxy:
                     return (f"the proxy's favourite {view.space.key(r.config)} failed on the "
                             f"target ({'stopped: ' + str(r.stopped) if r.stopped else 'collapsed'})")
         if self.opts.recipe_check:
@@ -649,7 +653,8 @@ class JFHPOOptimizer(Optimizer):
                 for r in view.runs:
                     if (r.model == target and r.steps_done >= view.steps.max_steps and not r.busy
                             and not r.failed and r.score is not None
-                            and view.space.key(r.config) != rkey and r.score < rec.score):
+                            and view.space.key(r.config) != rkey and r.score < rec.score
+                            and view.space.key(r.config) in on_proxy):
                         return (f"the proxy's favourite {view.space.key(r.config)} scored below "
                                 f"the recipe on the target ({r.score:.4g} against {rec.score:.4g})")
         if self.opts.check_configs == 0:
