@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean chromium
+.PHONY: install demo test lint bench clean chromium suite
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,12 @@ test: $(STAMP) chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# The benchmark suite's main pass (20 seeds; about 9 minutes on 2 cores): the tables the README
+# quotes, in bench/results/suite/. The jfhpo ablations are a separate, longer pass (bench/suite/).
+suite: $(STAMP)
+	$(BIN)/python bench/suite/run.py --seeds 20 --methods recipe manual random hyperband bohb \
+	  optuna_tpe_hyperband optuna_asha smac_mf dehb jfhpo
 
 clean:
 	rm -rf demo-study .pytest_cache .mypy_cache .ruff_cache
