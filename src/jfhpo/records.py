@@ -143,3 +143,11 @@ class RunRecord:
     def busy(self) -> bool:
         """True while a segment of this run is queued or running."""
         return self.pending_steps is not None
+
+    def finished_at(self, model: str, steps: int) -> bool:
+        """True when this run trained ``model`` to ``steps`` or more and is settled there: no
+        segment pending, not failed, not ended by a stopping rule. Such a run is its
+        configuration's confirmation on that model (the study, the confirmation planner and the
+        optimizers all ask this of the target at the full budget)."""
+        return (self.model == model and self.steps_done >= steps and not self.busy
+                and not self.failed and self.stopped is None)

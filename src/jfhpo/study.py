@@ -337,13 +337,9 @@ class Study:
         if recipe is None:
             return False
         key, target, full = self.space.key(recipe), self.ladder.target.name, self.steps.max_steps
-        for seg in self.segments.values():
-            run = self.runs[seg.run_id]
-            if (run.phase is Phase.SEARCH and run.model == target and seg.end_step is not None
-                    and seg.end_step >= full and seg.status is SegmentStatus.COMPLETED
-                    and self.space.key(run.config) == key):
-                return True
-        return False
+        return any(run.phase is Phase.SEARCH and self.space.key(run.config) == key
+                   and self.run_record(rid).finished_at(target, full)
+                   for rid, run in self.runs.items())
 
     def view(self, workers: int = 1, wall_used: float | None = None,
              resumable: bool = True) -> StudyView:

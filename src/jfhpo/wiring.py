@@ -161,8 +161,7 @@ def confirmation_plan(study: Study, full: StudyView, optimizer: Optimizer, backe
     target, steps = st.ladder.target.name, st.steps.max_steps
     # a configuration the search already trained on the target at the full budget (and no rule
     # stopped) has its confirmation: it competes for the answer as it is (Study.best)
-    done = {st.space.key(r.config) for r in search if r.model == target and r.steps_done >= steps
-            and r.stopped is None and not r.failed}
+    done = {st.space.key(r.config) for r in search if r.finished_at(target, steps)}
     # the top_k best that have no such run yet: one that has it takes no confirmation slot
     k = st.spec.confirm.top_k
     ranked = [c for c in optimizer.confirm(view, k + len(done)) if st.space.key(c) not in done][:k]

@@ -651,8 +651,7 @@ class JFHPOOptimizer(Optimizer):
             if rec is not None and rec.score is not None:
                 rkey = view.space.key(rec.config)
                 for r in view.runs:
-                    if (r.model == target and r.steps_done >= view.steps.max_steps and not r.busy
-                            and not r.failed and r.score is not None
+                    if (r.finished_at(target, view.steps.max_steps) and r.score is not None
                             and view.space.key(r.config) != rkey and r.score < rec.score
                             and view.space.key(r.config) in on_proxy):
                         return (f"the proxy's favourite {view.space.key(r.config)} scored below "
@@ -714,11 +713,8 @@ class JFHPOOptimizer(Optimizer):
         if recipe is None:
             return None
         target, full, key = view.ladder.target.name, view.steps.max_steps, view.space.key(recipe)
-        for r in view.runs:
-            if (r.model == target and r.steps_done >= full and not r.busy and not r.failed
-                    and view.space.key(r.config) == key):
-                return r
-        return None
+        return next((r for r in view.runs
+                     if r.finished_at(target, full) and view.space.key(r.config) == key), None)
 
     def _climb_check(
         self, view: StudyView, rng: np.random.Generator, started: set[str]
