@@ -312,3 +312,20 @@ def test_the_recipe_trained_on_the_target_by_the_search_is_not_confirmed_again()
     assert best is not None and best["recipe_score"] == -abs(0.25 - 0.6)
     assert at.study.n_confirm_runs() == 1  # the recipe's share of the reserve went to the search
     at.close()
+
+
+def test_confirmation_tops_up_when_the_target_costs_less_than_predicted() -> None:
+    # the cost hints price a target run at 20 x 30 = 600; it costs 200: the plan made before it
+    # was measured pays for one run, and the budget it leaves pays for the second of top_k 2
+    at = AskTell(X, TWO, {"min": 10, "max": 30}, optimizer="hyperband",
+                 optimizer_options={"model": "s"}, budget=3000,
+                 confirm={"top_k": 2, "fraction": 0.2})
+    trials = []
+    while (t := at.ask()) is not None:
+        trials.append(t)
+        at.tell(t, -abs(t.config["x"] - 0.6), 200.0 if t.model == "t" else 1.0 * t.steps)
+    confirmed = [t for t in trials if t.phase is Phase.CONFIRM]
+    assert len(confirmed) == 2 and confirmed[0].config != confirmed[1].config
+    assert any("skipped" in w for w in at.study.warnings)  # what the first plan said
+    assert at.view().budget_spent <= 3000 and at.done
+    at.close()

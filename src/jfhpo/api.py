@@ -192,6 +192,7 @@ class AskTell:
         self._recipe = _Recipe(recipe)
         wiring.remember_recipe(study, self._recipe)  # the optimizer's view shows it from the start
         self._planned = False  # the confirmation plan was made (or checked) by this process
+        self._topped_at = -1  # finished confirmation runs when the plan was last topped up
         #: why the last ``ask()`` returned what it did
         self.status = AskStatus.TRIAL
         study.mark_interrupted()  # asked but never told by a process that died: asked again
@@ -292,8 +293,29 @@ class AskTell:
             if warning:
                 st.warn(text)
 
+    def _top_up(self) -> bool:
+        """Once the planned confirmation runs are told, plan again with their measured cost
+        (as the tuner does): True when that stored more. Asked once per finished confirmation
+        run."""
+        st = self.study
+        done = sum(1 for s in st.segments.values()
+                   if st.runs[s.run_id].phase is Phase.CONFIRM
+                   and s.status in (SegmentStatus.COMPLETED, SegmentStatus.FAILED))
+        if st.spec.confirm.top_k == 0 or done == self._topped_at:
+            return False
+        self._topped_at = done
+        items, notes = wiring.queue_confirmation(st, self.view(), self.optimizer,
+                                                 self._recipe,  # type: ignore[arg-type]
+                                                 st.wall_used())
+        for warning, text in notes:
+            if warning:
+                st.warn(text)
+        return bool(items)
+
     def _ask_confirm(self, todo: list[Pending]) -> Trial | None:
         st = self.study
+        if not todo and not self._running() and self._top_up():
+            todo = self._todo()
         if todo:
             p = todo[0]
             assert p.run_id is not None

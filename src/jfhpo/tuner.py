@@ -70,6 +70,8 @@ class Tuner:
                 self._loop(Phase.SEARCH)
             self._begin_confirmation()
             self._loop(Phase.CONFIRM)
+            while self._top_up():
+                self._loop(Phase.CONFIRM)
         finally:
             self.study.touch_wall(self.wall_used())
         res = study_results(st, wall_used=self.wall_used())
@@ -254,3 +256,21 @@ class Tuner:
             self.queue.extend(items)
             for warning, text in notes:
                 self._warn(text) if warning else self.sink.message(text)
+
+    def _top_up(self) -> bool:
+        """Once the planned confirmation runs are done, plan again with their measured cost:
+        a plan made from a predicted target cost that proved too high left budget unspent that
+        pays for the next configurations. True when it queued any."""
+        if not self.study.spec.confirm.top_k:
+            return False
+        self._view = None
+        items, notes = wiring.queue_confirmation(self.study, self.view(), self.optimizer,
+                                                 self.backend, self.wall_used())
+        self.queue.extend(items)
+        for warning, text in notes:
+            if warning:
+                self._warn(text)
+        if items:
+            self.sink.message(f"confirmation: the target runs cost less than predicted; training "
+                              f"{len(items)} more configuration(s)")
+        return bool(items)

@@ -16,7 +16,7 @@ from jfhpo.checkpoints import CheckpointRegistry
 from jfhpo.cost import CostModel
 from jfhpo.executors.base import Executor, PreparedEvent, ProgressEvent
 from jfhpo.optimizers.base import Optimizer
-from jfhpo.planning.confirm import ConfirmPlan, plan_confirmation
+from jfhpo.planning.confirm import ConfirmPlan, plan_confirmation, should_retry
 from jfhpo.planning.resume import DecisionInfo, Pending, RunInfo, pending_work
 from jfhpo.progress import ProgressSink
 from jfhpo.records import Phase, SegmentRecord, SegmentStatus
@@ -147,30 +147,49 @@ def remember_recipe(study: Study, backend: Any) -> dict[str, Any] | None:
 
 def confirmation_plan(study: Study, full: StudyView, optimizer: Optimizer, backend: Backend,
                       wall_used: float) -> ConfirmPlan:
-    """Ask the optimizer for its top-k over the search phase alone (confirmation runs hidden, so
-    a resumed study makes the same plan), add the backend's recipe, and cut the list to what the
-    budget the search left can pay (the confirmation planner)."""
+    """The confirmation runs to add to those already decided: the optimizer's top-k (less the
+    decided ones), the backend's recipe, cut to what the budget left pays after the decided runs
+    still to train (the confirmation planner). At the start of confirmation that is the whole
+    plan; asked again once the decided runs are done (a top-up), the view holds their outcomes
+    and the target's measured cost, so a plan cut by a cost predicted too high gets the rest,
+    ranked with what the confirmation runs showed. The ranking's random draws are those of the
+    search phase, so a resumed study adds the same runs."""
     st = study
-    search = tuple(r for r in full.runs if r.phase is Phase.SEARCH)
     n_search = sum(1 for s in st.suggestions if s.phase is Phase.SEARCH)
-    view = dataclasses.replace(full, runs=search, n_suggestions=n_search)
+    view = dataclasses.replace(full, n_suggestions=n_search)
     recipe = remember_recipe(st, backend)
-    ids = {r.run_id for r in search}
+    key = st.space.key
     spent = (wall_used if st.spec.budget.measure == "wall" else
-             sum(st.unit_cost(s) or 0.0 for s in st.segments.values() if s.run_id in ids))
+             sum(st.unit_cost(s) or 0.0 for s in st.segments.values()))
     target, steps = st.ladder.target.name, st.steps.max_steps
-    # a configuration the search already trained on the target at the full budget (and no rule
-    # stopped) has its confirmation: it competes for the answer as it is (Study.best)
-    done = {st.space.key(r.config) for r in search if r.finished_at(target, steps)}
-    # the top_k best that have no such run yet: one that has it takes no confirmation slot
-    k = st.spec.confirm.top_k
-    ranked = [c for c in optimizer.confirm(view, k + len(done)) if st.space.key(c) not in done][:k]
-    if recipe is not None and st.space.key(recipe) in done:
-        recipe = None  # the search trained it on the target at the full budget already
+    decided = [s for s in st.suggestions if s.phase is Phase.CONFIRM and s.config is not None]
+    decided_keys = {key(s.config) for s in decided if s.config is not None}
+    to_train = sum(1 for s in decided if not _confirmed(st, s.suggestion_id))
+    # a configuration already trained on the target at the full budget (and no rule stopped)
+    # has its confirmation: it competes for the answer as it is (Study.best)
+    done = {key(r.config) for r in full.runs if r.finished_at(target, steps)} | decided_keys
+    # the top_k best that have no such run yet, less the slots the decided ones took
+    k = max(st.spec.confirm.top_k - sum(1 for c in decided_keys if recipe is None
+                                        or c != key(recipe)), 0)
+    ranked = [c for c in optimizer.confirm(view, k + len(done)) if key(c) not in done][:k]
+    if recipe is not None and key(recipe) in done:
+        recipe = None  # trained on the target at the full budget already, or decided
+    per_run = full.cost.segment(target, steps)
     return plan_confirmation(
-        ranked, recipe, st.space.key,
-        budget_left=st.spec.budget.seconds - spent, per_run=full.cost.segment(target, steps),
+        ranked, recipe, key,
+        budget_left=st.spec.budget.seconds - spent - to_train * per_run, per_run=per_run,
         calibrated=full.cost.calibrated, target=target, steps=steps)
+
+
+def _confirmed(study: Study, suggestion_id: int) -> bool:
+    """Whether a confirmation decision is settled: a segment of it completed, or its retries
+    are spent."""
+    segs = sorted((s for s in study.segments.values() if s.suggestion_id == suggestion_id),
+                  key=lambda s: s.segment_id)
+    if any(s.status is SegmentStatus.COMPLETED for s in segs):
+        return True
+    attempts = [s for s in segs if s.status is not SegmentStatus.INTERRUPTED]
+    return bool(attempts) and not should_retry(attempts)
 
 
 def run_study(study: Study, sink: ProgressSink | None = None, workers: int | None = None,
@@ -282,11 +301,12 @@ def queue_confirmation(study: Study, view: StudyView, optimizer: Optimizer, back
     queue items (run, decision, 0, steps) and the notes to show ((is a warning, text))."""
     st = study
     target, steps = st.ladder.target.name, st.steps.max_steps
-    plan = confirmation_plan(st, view, optimizer, backend, wall_used)
-    notes = [(True, plan.note)] if plan.note else []
     stored = [s for s in st.suggestions if s.phase is Phase.CONFIRM]
+    plan = confirmation_plan(st, view, optimizer, backend, wall_used)
+    # a top-up that finds no room says nothing: the first plan's note stands
+    notes = [(True, plan.note)] if plan.note and (plan.configs or not stored) else []
     items = []
-    for cfg in plan.configs[len(stored):]:
+    for cfg in plan.configs:
         sid = st.add_suggestion("start", steps, Phase.CONFIRM, config=cfg, model=target)
         items.append((new_run(st, backend, sid, cfg, target, Phase.CONFIRM), sid, 0, steps))
     if not stored and plan.configs:
