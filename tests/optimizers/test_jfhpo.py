@@ -585,3 +585,73 @@ def test_the_refutation_names_the_verification_not_a_later_target_search_run() -
     runs.append(replace(run_to({**RECIPE, "lr": 9e-6}, "target", 8, len(runs)),
                         stopped=StopReason("reward_drop", "the reward fell")))
     assert opt.warnings(make_view(runs, len(runs), recipe=RECIPE)) == before
+
+
+def test_a_learning_rate_that_diverged_on_the_target_bounds_target_runs_and_the_answer() -> None:
+    runs = _diverged_beside_the_recipe(3e-5)  # the proxy loved 3e-5; it diverged on the target
+    for lr in (4e-5, 6e-5, 8e-5):  # the proxy likes even larger ones
+        runs.append(run_to({"lr": lr, "clip": 0.5}, "small", STEPS.max_steps, len(runs)))
+    opt = JFHPOOptimizer({**FAST, "check_after": 6, "neighbours": 0})
+    view = make_view(runs, len(runs), recipe=RECIPE)
+    assert opt._lr_ceiling(view) == pytest.approx(3e-5)
+    ranked = opt.confirm(view, len({SPACE.key(r.config) for r in runs}))
+    safe = opt._below_ceiling(view, ranked)
+    assert safe == [c["lr"] < 1e-5 for c in ranked]  # a factor `neighbours` below it
+    assert safe[0] and safe == sorted(safe, reverse=True)  # the safe ones first
+    # a configuration that trained on the target without diverging is safe whatever its lr
+    sound = run_to({"lr": 2e-5, "clip": 0.3}, "target", 8, len(runs))
+    assert opt._below_ceiling(make_view([*runs, sound], len(runs) + 1, recipe=RECIPE),
+                              [sound.config]) == [True]
+    for _ in range(6):  # no new target run near or above it
+        sug = opt.suggest(make_view(runs, len(runs), recipe=RECIPE))
+        assert sug is not None
+        if isinstance(sug, Start) and sug.model == "target":
+            assert sug.config["lr"] < 1e-5
+        apply(runs, sug)
+    # a run that failed below a learning rate that trained well there failed for another reason
+    low = replace(run_to({"lr": 1e-6, "clip": 0.5}, "target", 8, len(runs)),
+                  stopped=StopReason("reward_drop", "the reward fell"))
+    assert opt._lr_ceiling(make_view([*runs, low], len(runs) + 1, recipe=RECIPE)) == (
+        pytest.approx(3e-5))
+    # a run that trailed its peers did not diverge: no ceiling from it
+    peer = replace(runs[8], stopped=StopReason("peer_gap", "behind its peers"))
+    assert opt._lr_ceiling(make_view([*runs[:8], peer], 9, recipe=RECIPE)) is None
+    assert opt._lr_ceiling(make_view(runs[:8], 8, recipe=RECIPE)) is None
+
+
+def test_without_a_recipe_the_neighbours_come_from_the_best_sound_target_run() -> None:
+    runs = _proxy_runs(6)
+    good = {"lr": 3e-6, "clip": 0.3}
+    runs.append(run_to(good, "small", STEPS.max_steps, len(runs)))
+    runs.append(run_to({"lr": 5e-5, "clip": 0.3}, "small", STEPS.max_steps, len(runs)))
+    runs.append(run_to(good, "target", STEPS.max_steps, len(runs)))  # a verification that passed
+    runs.append(replace(run_to({"lr": 5e-5, "clip": 0.3}, "target", 8, len(runs)),
+                        stopped=StopReason("kl_runaway", "KL ran away")))  # one that did not
+    opt = JFHPOOptimizer({**FAST, "check_after": 6})
+    view = make_view(runs, len(runs))
+    assert opt.search_models(view) == ["target"]
+    sug = opt.suggest(view)
+    assert isinstance(sug, Start) and (sug.model, sug.steps) == ("target", STEPS.max_steps)
+    assert sug.config["clip"] == good["clip"]
+    assert sug.config["lr"] == pytest.approx(good["lr"] / 3.0)  # away from the divergence
+
+
+def test_the_last_target_run_the_search_can_pay_verifies_the_favourite() -> None:
+    runs = _proxy_runs(6)  # too few configurations for the first verification (10)
+    opt = JFHPOOptimizer({**FAST, "check_after": 10})
+    spent = sum(r.cost for r in runs)
+    full = 10.0 * STEPS.max_steps  # one full-budget target run, in the views' cost units
+    roomy = make_view(runs, len(runs), budget_total=spent + 3 * full, budget_spent=spent)
+    sug = opt.suggest(roomy)
+    assert not (isinstance(sug, Start) and sug.model == "target")
+    last = make_view(runs, len(runs), budget_total=spent + 1.2 * full, budget_spent=spent)
+    sug = opt.suggest(last)
+    assert isinstance(sug, Start) and (sug.model, sug.steps) == ("target", STEPS.max_steps)
+    assert SPACE.key(sug.config) == SPACE.key(opt.confirm(last, 1)[0])
+    # once it has its target run, not again
+    runs.append(run_to(sug.config, "target", STEPS.max_steps, len(runs)))
+    again = make_view(runs, len(runs), budget_total=spent + 2.3 * full,
+                      budget_spent=spent + full)
+    nxt = opt.suggest(again)
+    assert not (isinstance(nxt, Start) and SPACE.key(nxt.config) == SPACE.key(sug.config)
+                and nxt.model == "target")

@@ -72,6 +72,8 @@ _ACQUISITIONS = ("aei", "ei")
 _STOPPED = ("floor", "last")
 _ANCHORS = ("target", "none")
 _TARGET_SEARCHES = ("asha", "gp")
+#: a learning rate within this factor of one that diverged on the target counts as diverging
+DIVERGENCE_MARGIN = 3.0
 
 
 @dataclass(frozen=True)
@@ -317,7 +319,7 @@ class JFHPOOptimizer(Optimizer):
             if audit is not None:
                 return audit
         if self.opts.policy == "climb" and models[0] != view.ladder.target.name:
-            check = self._climb_check(view, rng, started)
+            check = self._last_verify(view) or self._climb_check(view, rng, started)
             if check is not None:
                 return check
         asha = (self.opts.target_search == "asha" and self.opts.policy == "climb"
@@ -390,10 +392,16 @@ class JFHPOOptimizer(Optimizer):
         if self.opts.neighbours == 0 or model != view.ladder.target.name:
             return None
         recipe, lr = self._recipe(view), learning_rate_param(view.space)
-        if recipe is None or lr is None:
+        if lr is None:
             return None
         full = view.steps.max_steps
         on_target = [r for r in view.runs if r.model == model and not r.failed]
+        if recipe is None:  # no recipe: the best sound full-budget target run stands for it
+            sound = [r for r in on_target if r.finished_at(model, full) and r.score is not None
+                     and not self._collapsed(r)]
+            if not sound:
+                return None
+            recipe = dict(max(sound, key=lambda r: (r.score, -r.run_id)).config)
         rkey = view.space.key(recipe)
         rec = next((r for r in on_target if view.space.key(r.config) == rkey), None)
         if rec is None or rec.busy:
@@ -807,6 +815,32 @@ class JFHPOOptimizer(Optimizer):
             return None
         return Start(config=dict(run.config), model=target, steps=full)
 
+    def _last_verify(self, view: StudyView) -> Suggestion | None:
+        """With a bounded budget, when what the search has left pays for one full-budget target
+        run and not half a run more: the configuration the confirmation would train first, on
+        the target now, if it has no target run yet (``verify``). Why: otherwise a proxy that
+        does not transfer is first tried on the target in confirmation, whose one run then is
+        the answer, diverged or not (measured through ``AskTell`` without a recipe, where the
+        search rarely reached its first verification at 3 target runs of budget). Trained in
+        the search, a diverged one refutes the proxy and the confirmation trains another,
+        below the learning rate that diverged."""
+        if not (self.opts.verify and view.cost.calibrated and math.isfinite(view.budget_total)):
+            return None
+        target, full = view.ladder.target.name, view.steps.max_steps
+        cost, left = view.cost.segment(target, full), view.ledger.left
+        if not cost <= left < 1.5 * cost:
+            return None
+        on_target = [r for r in view.runs if r.model == target and not r.failed]
+        if any(r.busy for r in on_target):
+            return None
+        pick = self.confirm(view, 1)
+        if not pick:
+            return None
+        key = view.space.key(pick[0])
+        if any(view.space.key(r.config) == key for r in on_target):
+            return None
+        return Start(config=dict(pick[0]), model=target, steps=full)
+
     @staticmethod
     def _collapsed(run: RunRecord) -> bool:
         """A curve that ended more than half its range below its peak and by more than a fifth
@@ -818,6 +852,42 @@ class JFHPOOptimizer(Optimizer):
             return False
         peak, last = max(vals), vals[-1]
         return peak - last > 0.5 * (peak - min(vals)) and peak - last > 0.2 * abs(peak)
+
+    def _lr_ceiling(self, view: StudyView) -> float | None:
+        """The smallest learning rate that diverged on the target (a run there that a stopping
+        rule ended, other than for trailing its peers, or whose curve collapsed) above every
+        learning rate that trained there without diverging; None without one or without a
+        learning rate in the space. Divergence grows with the learning rate, so a configuration
+        at or above it is not worth a target run nor fit to be the answer."""
+        lr = learning_rate_param(view.space)
+        if lr is None:
+            return None
+        target = view.ladder.target.name
+        on_target = [r for r in view.runs if r.model == target and not r.failed and not r.busy
+                     and r.steps_done > 0]
+        bad = [float(r.config[lr.name]) for r in on_target
+               if (r.stopped is not None and r.stopped.rule != "peer_gap") or self._collapsed(r)]
+        # a run that failed below a learning rate that trained well failed for another reason
+        good = max((float(r.config[lr.name]) for r in on_target
+                    if r.stopped is None and not self._collapsed(r)), default=0.0)
+        bad = [v for v in bad if v > good]
+        return min(bad) if bad else None
+
+    def _below_ceiling(self, view: StudyView,
+                       configs: Sequence[Mapping[str, Any]]) -> list[bool]:
+        """Per configuration: is it safe on the target, as far as divergence goes: it trained
+        there without diverging, or its learning rate is below ``_lr_ceiling`` by a factor
+        ``DIVERGENCE_MARGIN`` (divergence is no sharp threshold: a learning rate just below one
+        that diverged is seldom stable either). True for all when nothing diverged."""
+        ceiling, lr = self._lr_ceiling(view), learning_rate_param(view.space)
+        if ceiling is None or lr is None:
+            return [True] * len(configs)
+        limit = ceiling / DIVERGENCE_MARGIN
+        target = view.ladder.target.name
+        sound = {view.space.key(r.config) for r in view.runs
+                 if r.model == target and not r.failed and r.steps_done > 0
+                 and r.stopped is None and not self._collapsed(r)}
+        return [view.space.key(c) in sound or float(c[lr.name]) < limit for c in configs]
 
     @staticmethod
     def _eval_noise(runs: Sequence[RunRecord]) -> float:
@@ -921,6 +991,7 @@ class JFHPOOptimizer(Optimizer):
                 ck = space.key(r.config)
                 longest[ck] = max(longest.get(ck, 0), r.steps_done)
         reserve = self._final_reserve(view)
+        safe = self._below_ceiling(view, configs)
         best_val, best_sug, best_cost = -math.inf, None, math.inf
         cheapest: tuple[float, Suggestion] | None = None
         for model in models:
@@ -938,7 +1009,7 @@ class JFHPOOptimizer(Optimizer):
                     sug, cost = self._as_suggestion(
                         configs[i], key, model, steps, runs_by, cost_model
                     )
-                    if sug is None:
+                    if sug is None or (model == target and not safe[i]):
                         continue
                     if (self.opts.long_target_starts == "seen" and isinstance(sug, Start)
                             and model == target and steps > first
@@ -1009,8 +1080,12 @@ class JFHPOOptimizer(Optimizer):
         with single_thread():
             mu, sd = gp.predict(features.rows(U, ref_model, ref_steps))
         score = mu - self.opts.confirm_kappa * sd
-        order = sorted(range(len(score)), key=lambda i: (-score[i], i))
         cfgs = list(configs.values())
+        # below the learning rate that diverged on the target first (all, if none is)
+        safe = self._below_ceiling(view, cfgs)
+        if not any(safe):
+            safe = [True] * len(cfgs)
+        order = sorted(range(len(score)), key=lambda i: (not safe[i], -score[i], i))
         return [dict(cfgs[i]) for i in order[:k]]
 
     def predict(self, view: StudyView,
