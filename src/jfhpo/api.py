@@ -278,7 +278,7 @@ class AskTell:
         return self._hand_out(pending[0])
 
     def _begin_confirmation(self) -> None:
-        """Plan the confirmation (the tuner's planner, over the search phase alone) and store
+        """Plan the confirmation (the tuner's planner, from what is recorded) and store
         its decisions."""
         st = self.study
         self._planned = True

@@ -245,8 +245,8 @@ class Tuner:
 
     # ---- confirmation --------------------------------------------------------------------------
     def _begin_confirmation(self) -> None:
-        """Plan the confirmation runs (over the search phase alone, so a resumed study makes the
-        same plan) and queue those not stored yet."""
+        """Plan the confirmation runs (from what is recorded, so a resumed study makes the same
+        plan) and queue those not stored yet."""
         if self.study.phase is not Phase.CONFIRM:
             self.study.set_phase(Phase.CONFIRM)
         self._view = None

@@ -1,10 +1,12 @@
 """The confirmation planner: which configurations are trained on the target at the full budget.
 
-The plan is a function of the search phase alone (the ranked configurations, the recipe and the
-budget the search left), so a study killed half-way through planning or confirming makes the same
-plan again on resume and adds only what is missing. The budget is a cap here too: the plan holds as
-many runs as the budget left can pay for, best first (none when it cannot pay for one; the reason
-is returned for the study's warnings and ``jfhpo status``).
+The plan is a function of what the study has recorded (the ranked configurations, the recipe, the
+decisions already taken and the budget they leave), so a study killed half-way through planning or
+confirming makes the same plan again on resume and adds only what is missing. The budget is a cap
+here too: the plan holds as many runs as the budget left can pay for, best first (none when it
+cannot pay for one; the reason is returned for the study's warnings and ``jfhpo status``). Once the
+planned runs are done the plan is made again (a top-up): a target cost predicted too high from the
+proxies' costs leaves budget that the measured cost shows pays for the next configurations.
 
 A confirmation segment that fails (a worker killed, a flaky node) is retried as a new run of the
 same decision, at most ``MAX_RETRIES`` times, so a failure does not silently change the answer.
