@@ -56,14 +56,15 @@ def test_reserve_is_the_share_until_the_target_is_measured_then_the_runs_cost() 
     assert confirm_reserve(1000.0, 0.5, 3, proxy_only, "t", 100) == pytest.approx(500.0)
     measured = CostModel(LADDER, [SegmentCost("t", 10, 40.0)])  # 4 s/step on the target
     m = 1.0 + RESERVE_MARGIN  # measured: the runs' predicted cost and a margin
-    # 3 runs of 400 wanted; 2 fit while leaving the search something
-    assert confirm_reserve(1000.0, 0.2, 3, measured, "t", 100) == pytest.approx(800.0 * m)
-    assert confirm_reserve(2000.0, 0.2, 3, measured, "t", 100) == pytest.approx(1200.0 * m)
+    # 3 runs of 400 wanted; at most what half the budget pays for, at least one
+    assert confirm_reserve(1000.0, 0.2, 3, measured, "t", 100) == pytest.approx(400.0 * m)
+    assert confirm_reserve(2000.0, 0.2, 3, measured, "t", 100) == pytest.approx(800.0 * m)
+    assert confirm_reserve(3000.0, 0.2, 3, measured, "t", 100) == pytest.approx(1200.0 * m)
     # measured: the runs' cost, not the configured share when that is larger
     assert confirm_reserve(10000.0, 0.45, 1, measured, "t", 100) == pytest.approx(400.0 * m)
     assert confirm_reserve(10000.0, 0.45, 2, measured, "t", 100) == pytest.approx(800.0 * m)
     # wall: the runs go side by side on the workers
-    assert confirm_reserve(2000.0, 0.2, 3, measured, "t", 100, "wall", 2) == pytest.approx(800.0 * m)
+    assert confirm_reserve(3000.0, 0.2, 3, measured, "t", 100, "wall", 2) == pytest.approx(800.0 * m)
     assert confirm_reserve(1000.0, 0.2, 0, measured, "t", 100) == 0.0
     # a budget that cannot pay for one run besides the search: only the configured share
     assert confirm_reserve(300.0, 0.2, 3, measured, "t", 100) == pytest.approx(60.0)

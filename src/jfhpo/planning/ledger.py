@@ -87,8 +87,12 @@ def confirm_reserve(total: float, fraction: float, n_runs: int, cost: CostModel,
     with). Once they are measured: what the ``n_runs`` runs will cost, plus ``RESERVE_MARGIN``
     for segments that cost more than predicted (a busy machine), not the configured share when
     that is larger (it would be left unspent when the study ends; the search gets it).
-    Never so many runs that the search is left nothing; a budget that cannot pay for one run
-    beside the search keeps the configured share."""
+    Never so many runs that the search is left nothing, and once measured never more than half
+    the budget pays for (at least one): at a few target runs of budget two confirmation runs
+    left the search nothing after its first target run (Hyperband through ``AskTell`` stopped
+    after one trial at 3 target runs of budget), and the confirmation is topped up when the
+    search leaves more. A budget that cannot pay for one run beside the search keeps the
+    configured share."""
     if n_runs <= 0:
         return 0.0
     need = 0.0
@@ -98,6 +102,9 @@ def confirm_reserve(total: float, fraction: float, n_runs: int, cost: CostModel,
         runs = n_runs if cost.measured(target) else 1
         if per_run > 0:
             runs = min(runs, max(math.ceil(total / per_run - 1e-9) - 1, 0))
+            if cost.measured(target):
+                half = math.floor(total / (2.0 * per_run * (1.0 + RESERVE_MARGIN)) + 1e-9)
+                runs = min(runs, max(half, 1))
         waves = math.ceil(runs / max(workers, 1)) if measure == "wall" else runs
         need = waves * per_run
         if need > 0 and cost.measured(target):
