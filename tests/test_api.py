@@ -234,7 +234,7 @@ def test_an_ask_tell_driver_killed_with_sigkill_reopens_and_continues(tmp_path: 
     rng = random.Random(7)
     kills = 0
     while True:
-        proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(crash), "0.05"], env=env,
+        proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(crash), "0.2"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         proc.stdout.readline()  # "ready": imports done, the study (re)opened
