@@ -637,18 +637,27 @@ def test_without_a_recipe_the_neighbours_come_from_the_best_sound_target_run() -
 
 
 def test_the_last_target_run_the_search_can_pay_verifies_the_favourite() -> None:
-    runs = _proxy_runs(6)  # too few configurations for the first verification (10)
+    rng = np.random.default_rng(3)  # ten proxy configurations, none at the full budget yet
+    runs = [run_to(SPACE.sample(rng), "small", STEPS.rungs()[0], i) for i in range(10)]
     opt = JFHPOOptimizer({**FAST, "check_after": 10})
     spent = sum(r.cost for r in runs)
     full = 10.0 * STEPS.max_steps  # one full-budget target run, in the views' cost units
-    roomy = make_view(runs, len(runs), budget_total=spent + 3 * full, budget_spent=spent)
-    sug = opt.suggest(roomy)
+
+    def at(left: float, upto: int = 10, **kw: Any) -> StudyView:
+        return make_view(runs[:upto], upto, budget_total=spent + left, budget_spent=spent, **kw)
+
+    sug = opt.suggest(at(3 * full))
     assert not (isinstance(sug, Start) and sug.model == "target")
-    last = make_view(runs, len(runs), budget_total=spent + 1.2 * full, budget_spent=spent)
+    last = at(1.2 * full)
     sug = opt.suggest(last)
     assert isinstance(sug, Start) and (sug.model, sug.steps) == ("target", STEPS.max_steps)
     assert SPACE.key(sug.config) == SPACE.key(opt.confirm(last, 1)[0])
-    # once it has its target run, not again
+    # the target's cost only extrapolated: not before check_after proxy configurations
+    assert opt._last_verify(at(1.2 * full, upto=7)) is None
+    # the recipe's target run comes first (the yardstick, and the target's measured cost)
+    first = opt.suggest(at(1.2 * full, recipe=RECIPE))
+    assert isinstance(first, Start) and SPACE.key(first.config) == SPACE.key(RECIPE)
+    # once the favourite has its target run, not again
     runs.append(run_to(sug.config, "target", STEPS.max_steps, len(runs)))
     again = make_view(runs, len(runs), budget_total=spent + 2.3 * full,
                       budget_spent=spent + full)

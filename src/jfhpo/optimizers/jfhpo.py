@@ -827,6 +827,14 @@ class JFHPOOptimizer(Optimizer):
         if not (self.opts.verify and view.cost.calibrated and math.isfinite(view.budget_total)):
             return None
         target, full = view.ladder.target.name, view.steps.max_steps
+        if self.opts.recipe_check and self._recipe_start(view) is not None:
+            return None  # the recipe's target run first: the yardstick, and the target's cost
+        if not view.cost.measured(target):
+            # the target's cost is only extrapolated (the demo's was 2.8x its real cost): the
+            # "last" run may be the first of several; wait for a favourite worth the run
+            pair = self._climb_pair(view)
+            if pair is None or len(self._longest_runs(view, pair[0])) < self.opts.check_after:
+                return None
         cost, left = view.cost.segment(target, full), view.ledger.left
         if not cost <= left < 1.5 * cost:
             return None
