@@ -643,8 +643,8 @@ def test_the_last_target_run_the_search_can_pay_verifies_the_favourite() -> None
     spent = sum(r.cost for r in runs)
     full = 10.0 * STEPS.max_steps  # one full-budget target run, in the views' cost units
 
-    def at(left: float, upto: int = 10, **kw: Any) -> StudyView:
-        return make_view(runs[:upto], upto, budget_total=spent + left, budget_spent=spent, **kw)
+    def at(left: float, **kw: Any) -> StudyView:
+        return make_view(runs, len(runs), budget_total=spent + left, budget_spent=spent, **kw)
 
     sug = opt.suggest(at(3 * full))
     assert not (isinstance(sug, Start) and sug.model == "target")
@@ -652,9 +652,8 @@ def test_the_last_target_run_the_search_can_pay_verifies_the_favourite() -> None
     sug = opt.suggest(last)
     assert isinstance(sug, Start) and (sug.model, sug.steps) == ("target", STEPS.max_steps)
     assert SPACE.key(sug.config) == SPACE.key(opt.confirm(last, 1)[0])
-    # the target's cost only extrapolated: not before check_after proxy configurations
-    assert opt._last_verify(at(1.2 * full, upto=7)) is None
-    # the recipe's target run comes first (the yardstick, and the target's measured cost)
+    # with a recipe, its target run comes first (the yardstick, and the target's measured cost)
+    assert opt._last_verify(at(1.2 * full, recipe=RECIPE)) is None
     first = opt.suggest(at(1.2 * full, recipe=RECIPE))
     assert isinstance(first, Start) and SPACE.key(first.config) == SPACE.key(RECIPE)
     # once the favourite has its target run, not again
