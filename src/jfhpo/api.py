@@ -286,12 +286,19 @@ class AskTell:
             st.set_phase(Phase.CONFIRM)
         if st.spec.confirm.top_k == 0:
             return
-        _, notes = wiring.queue_confirmation(st, self.view(), self.optimizer,
-                                             self._recipe,  # type: ignore[arg-type]
-                                             st.wall_used())
+        self._queue_confirmation()
+
+    def _queue_confirmation(self) -> bool:
+        """Store the confirmation decisions the plan holds and the study lacks (the tuner's
+        planner); its notes become the study's warnings. True when it stored any."""
+        st = self.study
+        items, notes = wiring.queue_confirmation(st, self.view(), self.optimizer,
+                                                 self._recipe,  # type: ignore[arg-type]
+                                                 st.wall_used())
         for warning, text in notes:
             if warning:
                 st.warn(text)
+        return bool(items)
 
     def _top_up(self) -> bool:
         """Once the planned confirmation runs are told, plan again with their measured cost
@@ -304,13 +311,7 @@ class AskTell:
         if st.spec.confirm.top_k == 0 or done == self._topped_at:
             return False
         self._topped_at = done
-        items, notes = wiring.queue_confirmation(st, self.view(), self.optimizer,
-                                                 self._recipe,  # type: ignore[arg-type]
-                                                 st.wall_used())
-        for warning, text in notes:
-            if warning:
-                st.warn(text)
-        return bool(items)
+        return self._queue_confirmation()
 
     def _ask_confirm(self, todo: list[Pending]) -> Trial | None:
         st = self.study
