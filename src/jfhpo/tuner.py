@@ -249,28 +249,27 @@ class Tuner:
         plan) and queue those not stored yet."""
         if self.study.phase is not Phase.CONFIRM:
             self.study.set_phase(Phase.CONFIRM)
-        self._view = None
-        if self.study.spec.confirm.top_k:
-            items, notes = wiring.queue_confirmation(self.study, self.view(), self.optimizer,
-                                                     self.backend, self.wall_used())
-            self.queue.extend(items)
-            for warning, text in notes:
-                self._warn(text) if warning else self.sink.message(text)
+        self._queue_confirmation()
 
     def _top_up(self) -> bool:
         """Once the planned confirmation runs are done, plan again with their measured cost:
         a plan made from a predicted target cost that proved too high left budget unspent that
         pays for the next configurations. True when it queued any."""
-        if not self.study.spec.confirm.top_k:
-            return False
+        added = self._queue_confirmation()
+        if added:
+            self.sink.message(f"confirmation: the target runs cost less than predicted; training "
+                              f"{added} more configuration(s)")
+        return added > 0
+
+    def _queue_confirmation(self) -> int:
+        """Queue the confirmation decisions the plan holds and the study lacks, show the
+        planner's notes, and return how many it queued."""
         self._view = None
+        if not self.study.spec.confirm.top_k:
+            return 0
         items, notes = wiring.queue_confirmation(self.study, self.view(), self.optimizer,
                                                  self.backend, self.wall_used())
         self.queue.extend(items)
         for warning, text in notes:
-            if warning:
-                self._warn(text)
-        if items:
-            self.sink.message(f"confirmation: the target runs cost less than predicted; training "
-                              f"{len(items)} more configuration(s)")
-        return bool(items)
+            self._warn(text) if warning else self.sink.message(text)
+        return len(items)

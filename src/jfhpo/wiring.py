@@ -162,17 +162,18 @@ def confirmation_plan(study: Study, full: StudyView, optimizer: Optimizer, backe
     spent = (wall_used if st.spec.budget.measure == "wall" else
              sum(st.unit_cost(s) or 0.0 for s in st.segments.values()))
     target, steps = st.ladder.target.name, st.steps.max_steps
-    decided = [s for s in st.suggestions if s.phase is Phase.CONFIRM and s.config is not None]
-    decided_keys = {key(s.config) for s in decided if s.config is not None}
-    to_train = sum(1 for s in decided if not _confirmed(st, s.suggestion_id))
+    decided = {s.suggestion_id: key(s.config) for s in st.suggestions
+               if s.phase is Phase.CONFIRM and s.config is not None}
+    to_train = sum(1 for sid in decided if _still_to_train(st, sid))
     # a configuration already trained on the target at the full budget (and no rule stopped)
     # has its confirmation: it competes for the answer as it is (Study.best)
-    done = {key(r.config) for r in full.runs if r.finished_at(target, steps)} | decided_keys
-    # the top_k best that have no such run yet, less the slots the decided ones took
-    k = max(st.spec.confirm.top_k - sum(1 for c in decided_keys if recipe is None
-                                        or c != key(recipe)), 0)
+    done = {key(r.config) for r in full.runs if r.finished_at(target, steps)} | set(decided.values())
+    # the top_k best that have no such run yet, less the slots the decided ones took (the
+    # recipe takes none)
+    rkey = None if recipe is None else key(recipe)
+    k = max(st.spec.confirm.top_k - len(set(decided.values()) - {rkey}), 0)
     ranked = [c for c in optimizer.confirm(view, k + len(done)) if key(c) not in done][:k]
-    if recipe is not None and key(recipe) in done:
+    if rkey in done:
         recipe = None  # trained on the target at the full budget already, or decided
     per_run = full.cost.segment(target, steps)
     return plan_confirmation(
@@ -181,15 +182,15 @@ def confirmation_plan(study: Study, full: StudyView, optimizer: Optimizer, backe
         calibrated=full.cost.calibrated, target=target, steps=steps)
 
 
-def _confirmed(study: Study, suggestion_id: int) -> bool:
-    """Whether a confirmation decision is settled: a segment of it completed, or its retries
-    are spent."""
-    segs = sorted((s for s in study.segments.values() if s.suggestion_id == suggestion_id),
-                  key=lambda s: s.segment_id)
-    if any(s.status is SegmentStatus.COMPLETED for s in segs):
-        return True
-    attempts = [s for s in segs if s.status is not SegmentStatus.INTERRUPTED]
-    return bool(attempts) and not should_retry(attempts)
+def _still_to_train(study: Study, suggestion_id: int) -> bool:
+    """Whether a confirmation decision's run is still to be paid for: none of its segments
+    completed, and it was never tried, is queued or running, or gets a retry."""
+    attempts = sorted((s for s in study.segments.values() if s.suggestion_id == suggestion_id
+                       and s.status is not SegmentStatus.INTERRUPTED), key=lambda s: s.segment_id)
+    if any(s.status is SegmentStatus.COMPLETED for s in attempts):
+        return False
+    return (not attempts or attempts[-1].status in (SegmentStatus.QUEUED, SegmentStatus.RUNNING)
+            or should_retry(attempts))
 
 
 def run_study(study: Study, sink: ProgressSink | None = None, workers: int | None = None,
