@@ -21,3 +21,13 @@ def test_not_finished_short_elsewhere_busy_failed_or_stopped() -> None:
     assert not dataclasses.replace(RUN, failed=True).finished_at("big", 90)
     stop = StopReason(rule="kl_growth", message="KL grew")
     assert not dataclasses.replace(RUN, stopped=stop).finished_at("big", 90)
+
+
+def test_a_curve_that_fell_most_of_its_range_after_its_peak_collapsed() -> None:
+    rising = ((10, 0.50), (30, 0.62), (60, 0.69), (90, 0.70))
+    noisy = ((10, 0.50), (30, 0.66), (60, 0.70), (90, 0.68))
+    fell = ((10, 0.55), (30, 0.62), (60, 0.30), (90, 0.02))
+    assert not dataclasses.replace(RUN, curve=rising, score=0.70).collapsed()
+    assert not dataclasses.replace(RUN, curve=noisy, score=0.68).collapsed()
+    assert dataclasses.replace(RUN, curve=fell, score=0.02).collapsed()
+    assert not dataclasses.replace(RUN, curve=(), score=0.02).collapsed()  # one point: no curve

@@ -56,3 +56,32 @@ def test_an_old_database_without_the_column_migrates(tmp_path: Path) -> None:
     assert best["effective_config"]["beta"] == 0.01  # searched over recipe
     assert set(best["effective_config"]) == {*CFG, "temperature"}
     old.close()
+
+
+def _run(st: Study, model: str, phase: Phase, curve: dict[int, float], config: dict) -> int:
+    sid = st.add_suggestion("start", max(curve), phase, config=config, model=model)
+    rid = st.add_run(sid, config, model, phase, config)
+    seg = st.add_segment(rid, sid, 0, max(curve))
+    for step, value in sorted(curve.items()):
+        st.add_observation(seg, step, {"eval_accuracy": value})
+    st.update_segment(seg, status=int(SegmentStatus.COMPLETED), end_step=max(curve), cost=1.0)
+    return rid
+
+
+def test_a_diverged_confirmation_is_not_the_answer_while_a_sound_run_exists(
+        tmp_path: Path) -> None:
+    """At a budget of a few target runs the only confirmation can diverge after the steps the
+    search saw: the answer is then the best sound run, not the collapsed one."""
+    st = Study.create(tmp_path / "st", parse_spec(synthetic_study()), "eval_accuracy")
+    a, b = {**CFG, "learning_rate": 3e-3}, {**CFG, "learning_rate": 3e-4}
+    _run(st, "4m", Phase.SEARCH, {10: 0.60, 30: 0.68}, a)
+    sound = _run(st, "4m", Phase.SEARCH, {10: 0.58, 30: 0.64}, b)
+    _run(st, "4m", Phase.CONFIRM, {10: 0.61, 30: 0.69, 60: 0.35, 90: 0.05}, a)
+    best = st.best()
+    assert best is not None and best["run_id"] == sound and best["steps"] == 30
+    assert "diverged" in best["how"]
+    # a sound confirmation of the other configuration is the answer, as before
+    confirmed = _run(st, "4m", Phase.CONFIRM, {10: 0.58, 30: 0.64, 60: 0.68, 90: 0.70}, b)
+    best = st.best()
+    assert best is not None and best["run_id"] == confirmed and best["steps"] == 90
+    st.close()

@@ -7,6 +7,7 @@ speak in these types, so they can be tested in isolation and passed between proc
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,6 +144,18 @@ class RunRecord:
     def busy(self) -> bool:
         """True while a segment of this run is queued or running."""
         return self.pending_steps is not None
+
+    def collapsed(self) -> bool:
+        """A curve that ended more than half its range below its peak and by more than a fifth
+        of the peak (scores in the objective's orientation, higher better): a diverged run
+        that no stopping rule ended (confirmation runs are never stopped)."""
+        vals = [v for _, v in sorted(self.curve) if math.isfinite(v)]
+        if self.score is not None and math.isfinite(self.score):
+            vals.append(float(self.score))
+        if len(vals) < 2:
+            return False
+        peak, last = max(vals), vals[-1]
+        return peak - last > 0.5 * (peak - min(vals)) and peak - last > 0.2 * abs(peak)
 
     def finished_at(self, model: str, steps: int) -> bool:
         """True when this run trained ``model`` to ``steps`` or more and is settled there: no

@@ -390,8 +390,24 @@ class Study:
         at_full = [r for r in scored if r.phase is Phase.SEARCH and r.model == target
                    and r.steps_done >= full]
         pool = confirmed + at_full if confirmed else scored
+        # when every full-budget target run collapsed (diverged after it rose), the answer is
+        # the best sound run instead: at a budget of a few target runs the only confirmation can
+        # be a learning rate that led at 30 steps and diverged at 60
+        def of(r: RunRecord) -> str:
+            return repr(sorted(r.config.items()))
+
+        diverged = {of(r) for r in pool
+                    if r.model == target and r.steps_done >= full and r.collapsed()}
+        sound = [r for r in scored if of(r) not in diverged]
+        fallback = bool(diverged) and bool(sound) and all(of(r) in diverged for r in pool)
+        if fallback:
+            pool = sound
         best = max(pool, key=lambda r: (self.ladder.index(r.model), r.steps_done, r.score or 0.0))
-        if confirmed and best.phase is Phase.SEARCH:
+        if fallback:
+            how = (f"every full-budget target run diverged ({len(diverged)} configuration(s)); "
+                   f"the best sound run at the largest fidelity reached ({best.model}, "
+                   f"{best.steps_done} steps)")
+        elif confirmed and best.phase is Phase.SEARCH:
             how = (f"a search run on the target {best.model} at the full budget "
                    f"({best.steps_done} steps) beat the {len(confirmed)} confirmation run(s)")
         elif confirmed:
