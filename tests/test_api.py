@@ -329,3 +329,21 @@ def test_confirmation_tops_up_when_the_target_costs_less_than_predicted() -> Non
     assert any("skipped" in w for w in at.study.warnings)  # what the first plan said
     assert at.view().budget_spent <= 3000 and at.done
     at.close()
+
+
+def test_one_worker_plans_the_next_confirmation_with_the_last_ones_outcome() -> None:
+    """Confirmation runs are planned no more at a time than the workers train: with one, the
+    second is decided after the first is told (so a first that diverged can steer it)."""
+    at = AskTell(X, TWO, {"min": 10, "max": 30}, optimizer="hyperband",
+                 optimizer_options={"model": "s"}, budget=3000,
+                 confirm={"top_k": 2, "fraction": 0.5})
+    confirmed = []
+    while (t := at.ask()) is not None:
+        decided = [s for s in at.study.suggestions if s.phase is Phase.CONFIRM]
+        if t.phase is Phase.CONFIRM:
+            assert len(decided) == len(confirmed) + 1  # this one, none ahead of it
+            confirmed.append(t)
+        at.tell(t, -abs(t.config["x"] - 0.6), 20.0 * t.steps if t.model == "t" else 1.0 * t.steps)
+    assert len(confirmed) == 2 and confirmed[0].config != confirmed[1].config
+    assert at.done
+    at.close()

@@ -252,13 +252,12 @@ class Tuner:
         self._queue_confirmation()
 
     def _top_up(self) -> bool:
-        """Once the planned confirmation runs are done, plan again with their measured cost:
-        a plan made from a predicted target cost that proved too high left budget unspent that
-        pays for the next configurations. True when it queued any."""
+        """Once the planned confirmation runs are done, plan again with their outcomes and
+        measured cost: the next configurations (no more at once than the workers train), and
+        those a target cost predicted too high left out. True when it queued any."""
         added = self._queue_confirmation()
         if added:
-            self.sink.message(f"confirmation: the target runs cost less than predicted; training "
-                              f"{added} more configuration(s)")
+            self.sink.message(f"confirmation: training {added} more configuration(s)")
         return added > 0
 
     def _queue_confirmation(self) -> int:

@@ -176,10 +176,16 @@ def confirmation_plan(study: Study, full: StudyView, optimizer: Optimizer, backe
     if rkey in done:
         recipe = None  # trained on the target at the full budget already, or decided
     per_run = full.cost.segment(target, steps)
-    return plan_confirmation(
+    plan = plan_confirmation(
         ranked, recipe, key,
         budget_left=st.spec.budget.seconds - spent - to_train * per_run, per_run=per_run,
         calibrated=full.cost.calibrated, target=target, steps=steps)
+    # no more at once than the workers can train: the next is planned (a top-up) once one is
+    # done, ranked with its outcome (a confirmation that diverged sets the learning-rate
+    # ceiling the next one stays under; planned together, two learning rates 0.04 decades
+    # apart both diverged on the target)
+    room = max(max(full.workers, 1) - to_train, 0)
+    return dataclasses.replace(plan, configs=plan.configs[:room])
 
 
 def _still_to_train(study: Study, suggestion_id: int) -> bool:
