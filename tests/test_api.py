@@ -89,8 +89,9 @@ def test_ask_tell_stays_in_budget_and_answers_at_least_the_best_full_target_scor
 
 
 def test_recommend_before_confirmation_predicts_the_target_score() -> None:
-    at = AskTell(X, TWO, {"min": 10, "max": 90}, optimizer="jfhpo", optimizer_options=FAST,
-                 seed=0, budget=3 * 20 * 90)
+    # the proxy searched (target_below 0: a budget of 3 target runs would search the target)
+    at = AskTell(X, TWO, {"min": 10, "max": 90}, optimizer="jfhpo",
+                 optimizer_options={**FAST, "target_below": 0}, seed=0, budget=3 * 20 * 90)
     assert at.recommend() is None
     rng = random.Random(0)
     while at.study.phase is Phase.SEARCH and len(at.study.segments) < 6:

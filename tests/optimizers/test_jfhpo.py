@@ -639,7 +639,8 @@ def test_without_a_recipe_the_neighbours_come_from_the_best_sound_target_run() -
 def test_the_last_target_run_the_search_can_pay_verifies_the_favourite() -> None:
     rng = np.random.default_rng(3)  # ten proxy configurations, none at the full budget yet
     runs = [run_to(SPACE.sample(rng), "small", STEPS.rungs()[0], i) for i in range(10)]
-    opt = JFHPOOptimizer({**FAST, "check_after": 10})
+    # (the proxy search kept at a tight budget without a recipe: target_below 0)
+    opt = JFHPOOptimizer({**FAST, "check_after": 10, "target_below": 0})
     spent = sum(r.cost for r in runs)
     full = 10.0 * STEPS.max_steps  # one full-budget target run, in the views' cost units
 
@@ -663,3 +664,87 @@ def test_the_last_target_run_the_search_can_pay_verifies_the_favourite() -> None
     nxt = opt.suggest(again)
     assert not (isinstance(nxt, Start) and SPACE.key(nxt.config) == SPACE.key(sug.config)
                 and nxt.model == "target")
+
+
+def _target_view(runs: list[RunRecord], runs_of_budget: float, **kw: Any) -> StudyView:
+    """A view whose search share pays for ``runs_of_budget`` full-budget target runs (cost
+    units of ``run_to``: the target's cost per step times steps)."""
+    full = LADDER["target"].cost * STEPS.max_steps
+    spent = sum(r.cost for r in runs)
+    return make_view(runs, len(runs), budget_total=runs_of_budget * full, budget_spent=spent, **kw)
+
+
+def test_without_a_recipe_a_tight_budget_searches_the_target_itself() -> None:
+    opt = JFHPOOptimizer(FAST)
+    runs = [run_to({"lr": 1e-6, "clip": 0.2}, "small", STEPS.rungs()[0], 0)]  # costs measured
+    assert opt.search_models(_target_view(runs, 3.0)) == ["target"]
+    sug = opt.suggest(_target_view(runs, 3.0))
+    assert isinstance(sug, Start) and sug.model == "target"
+    # a roomy budget, a recipe, an unbounded budget or target_below 0: the proxy search
+    assert opt.search_models(_target_view(runs, 30.0)) == ["small"]
+    assert opt.search_models(_target_view(runs, 3.0, recipe=RECIPE)) == ["small"]
+    assert opt.search_models(make_view(runs, 1)) == ["small"]
+    off = JFHPOOptimizer({**FAST, "target_below": 0})
+    assert off.search_models(_target_view(runs, 3.0)) == ["small"]
+    with pytest.raises(OptimizerError, match="target_below"):
+        JFHPOOptimizer({"target_below": -1})
+
+
+def test_the_initial_design_covers_each_range_in_strata() -> None:
+    """Latin hypercube: the n_init first configurations put one learning rate (encoded) in
+    each fifth of its range; a different seed draws another design."""
+    opt = JFHPOOptimizer(FAST)
+    firsts = []
+    for seed in (0, 1):
+        runs: list[RunRecord] = []
+        for i in range(FAST["n_init"]):
+            sug = opt.suggest(make_view(runs, i, seed))
+            assert isinstance(sug, Start)
+            runs.append(run_to(sug.config, sug.model, sug.steps, i))
+        u = sorted(SPACE.encode(r.config)[0] for r in runs)
+        assert [int(x * 5) for x in u] == [0, 1, 2, 3, 4]
+        firsts.append(u)
+    assert firsts[0] != firsts[1]
+    random = JFHPOOptimizer({**FAST, "initial_design": "random"})
+    assert random.suggest(make_view([], 0)) != opt.suggest(make_view([], 0))
+
+
+def test_the_target_search_extends_its_best_run_when_the_budget_left_pays_for_little_more() -> None:
+    rng = np.random.default_rng(5)
+    runs = [run_to(SPACE.sample(rng), "target", STEPS.rungs()[0], i) for i in range(6)]
+    runs.append(run_to({"lr": 1e-5, "clip": 0.5 * (0.1 + 0.4)}, "target", STEPS.rungs()[1], 6))
+    opt = JFHPOOptimizer(FAST)
+    spent = sum(r.cost for r in runs)
+    target = LADDER["target"].cost
+
+    def left(amount: float) -> StudyView:
+        return make_view(runs, len(runs), budget_total=spent + amount, budget_spent=spent)
+
+    ext = target * (STEPS.max_steps - STEPS.rungs()[1])  # the best run's missing steps
+    sug = opt.suggest(left(ext + 0.5 * target * STEPS.rungs()[0]))
+    assert isinstance(sug, Extend) and sug.steps == STEPS.max_steps
+    assert view_run(runs, sug.run_id).steps_done == STEPS.rungs()[1]
+    # with room for more search, or with the option off, no extension to the full budget yet
+    roomy = opt.suggest(left(ext + 5 * target * STEPS.rungs()[0]))
+    assert not (isinstance(roomy, Extend) and roomy.steps == STEPS.max_steps)
+    off = JFHPOOptimizer({**FAST, "target_final": False})
+    sug = off.suggest(left(ext + 0.5 * target * STEPS.rungs()[0]))
+    assert not (isinstance(sug, Extend) and sug.steps == STEPS.max_steps)
+
+
+def view_run(runs: list[RunRecord], run_id: int) -> RunRecord:
+    return next(r for r in runs if r.run_id == run_id)
+
+
+def test_the_target_search_starts_from_a_design_of_its_own_size() -> None:
+    """On the target (a tight budget, no recipe) the design has ``target_init`` points (by
+    default twice the hyperparameters, at least ``n_init``), one per stratum of each range."""
+    for options, n in (({}, max(FAST["n_init"], 2 * SPACE.dim)), ({"target_init": 7}, 7)):
+        opt = JFHPOOptimizer({**FAST, **options})
+        runs = [run_to({"lr": 1e-6, "clip": 0.2}, "small", STEPS.rungs()[0], 0)]
+        for _ in range(n):
+            sug = opt.suggest(_target_view(runs, 3.0))
+            assert isinstance(sug, Start) and (sug.model, sug.steps) == ("target", STEPS.rungs()[0])
+            runs.append(run_to(sug.config, sug.model, sug.steps, len(runs)))
+        u = sorted(SPACE.encode(r.config)[1] for r in runs[1:])
+        assert [int(x * n) for x in u] == list(range(n))
