@@ -691,9 +691,10 @@ def test_without_a_recipe_a_tight_budget_searches_the_target_itself() -> None:
 
 
 def test_the_initial_design_covers_each_range_in_strata() -> None:
-    """Latin hypercube: the n_init first configurations put one learning rate (encoded) in
-    each fifth of its range; a different seed draws another design."""
-    opt = JFHPOOptimizer(FAST)
+    """Latin hypercube (``initial_design: lhs``): the n_init first configurations put one
+    learning rate (encoded) in each fifth of its range; a different seed draws another design.
+    The default (``auto``) draws them independently for a proxy search."""
+    opt = JFHPOOptimizer({**FAST, "initial_design": "lhs"})
     firsts = []
     for seed in (0, 1):
         runs: list[RunRecord] = []
@@ -707,6 +708,7 @@ def test_the_initial_design_covers_each_range_in_strata() -> None:
     assert firsts[0] != firsts[1]
     random = JFHPOOptimizer({**FAST, "initial_design": "random"})
     assert random.suggest(make_view([], 0)) != opt.suggest(make_view([], 0))
+    assert JFHPOOptimizer(FAST).suggest(make_view([], 0)) == random.suggest(make_view([], 0))
 
 
 def test_the_target_search_extends_its_best_run_when_the_budget_left_pays_for_little_more() -> None:
