@@ -71,11 +71,14 @@ def _run(st: Study, model: str, phase: Phase, curve: dict[int, float], config: d
 def test_a_diverged_confirmation_is_not_the_answer_while_a_sound_run_exists(
         tmp_path: Path) -> None:
     """At a budget of a few target runs the only confirmation can diverge after the steps the
-    search saw: the answer is then the best sound run, not the collapsed one."""
+    search saw: the answer is then the best run of a configuration that did not diverge, below
+    the learning rate that did, not the collapsed one."""
     st = Study.create(tmp_path / "st", parse_spec(synthetic_study()), "eval_accuracy")
     a, b = {**CFG, "learning_rate": 3e-3}, {**CFG, "learning_rate": 3e-4}
     _run(st, "4m", Phase.SEARCH, {10: 0.60, 30: 0.68}, a)
     sound = _run(st, "4m", Phase.SEARCH, {10: 0.58, 30: 0.64}, b)
+    # led at 30 steps too, but above the learning rate that diverged: not the answer either
+    _run(st, "4m", Phase.SEARCH, {10: 0.62, 30: 0.70}, {**CFG, "learning_rate": 6e-3})
     _run(st, "4m", Phase.CONFIRM, {10: 0.61, 30: 0.69, 60: 0.35, 90: 0.05}, a)
     best = st.best()
     assert best is not None and best["run_id"] == sound and best["steps"] == 30

@@ -390,22 +390,12 @@ class Study:
         at_full = [r for r in scored if r.phase is Phase.SEARCH and r.model == target
                    and r.steps_done >= full]
         pool = confirmed + at_full if confirmed else scored
-        # when every full-budget target run collapsed (diverged after it rose), the answer is
-        # the best sound run instead: at a budget of a few target runs the only confirmation can
-        # be a learning rate that led at 30 steps and diverged at 60
-        def of(r: RunRecord) -> str:
-            return repr(sorted(r.config.items()))
-
-        diverged = {of(r) for r in pool
-                    if r.model == target and r.steps_done >= full and r.collapsed()}
-        sound = [r for r in scored if of(r) not in diverged]
-        fallback = bool(diverged) and bool(sound) and all(of(r) in diverged for r in pool)
-        if fallback:
-            pool = sound
         best = max(pool, key=lambda r: (self.ladder.index(r.model), r.steps_done, r.score or 0.0))
-        if fallback:
-            how = (f"every full-budget target run diverged ({len(diverged)} configuration(s)); "
-                   f"the best sound run at the largest fidelity reached ({best.model}, "
+        fallback = self._sound_answer(best, scored)
+        if fallback is not None:
+            best = fallback
+            how = (f"the best full-budget target run diverged; the best run at the largest "
+                   f"fidelity reached of a configuration that did not ({best.model}, "
                    f"{best.steps_done} steps)")
         elif confirmed and best.phase is Phase.SEARCH:
             how = (f"a search run on the target {best.model} at the full budget "
@@ -435,6 +425,36 @@ class Study:
             "target": self.ladder.target.name, "stopped": best.stopped is not None,
             "effective_config": self.effective_config(best.run_id),
         }
+
+    def _sound_answer(self, pick: RunRecord, scored: Sequence[RunRecord]) -> RunRecord | None:
+        """The answer instead of ``pick`` when ``pick``'s configuration diverged on the target
+        at the full budget (a run of it there collapsed: rose, then lost most of it), else None:
+        the best run at the largest fidelity reached among those of configurations that did not
+        diverge there, and, when the space has a learning rate, below the smallest one that
+        diverged (divergence grows with the learning rate). Why: at a budget of a few target
+        runs the only confirmation can be a learning rate that led at 30 steps and diverged at
+        60, and the runs left at 10 steps that led did so by rising fastest."""
+        from jfhpo.space import learning_rate_param
+
+        target, full = self.ladder.target.name, self.steps.max_steps
+
+        def of(r: RunRecord) -> str:
+            return repr(sorted(r.config.items()))
+
+        diverged = {of(r): r for r in scored
+                    if r.model == target and r.steps_done >= full and r.collapsed()}
+        if of(pick) not in diverged:
+            return None
+        sound = [r for r in scored if of(r) not in diverged]
+        lr = learning_rate_param(self.space)
+        if lr is not None and all(lr.name in r.config for r in diverged.values()):
+            ceiling = min(float(r.config[lr.name]) for r in diverged.values())
+            below = [r for r in sound if float(r.config.get(lr.name, ceiling)) < ceiling]
+            sound = below or sound
+        if not sound:
+            return None
+        return max(sound, key=lambda r: (self.ladder.index(r.model), r.steps_done,
+                                         r.score or 0.0))
 
     def effective_config(self, run_id: int) -> dict[str, Any]:
         """The configuration ``run_id`` was trained with, as the backend takes it: stored with
