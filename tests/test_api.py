@@ -52,16 +52,15 @@ FAST = {"n_init": 3, "n_candidates": 24, "fit_maxiter": 15, "min_transfer_config
 
 
 def run_loop(at: AskTell, noise_seed: int = 0) -> tuple[float, list[float], list[Trial]]:
-    """A two-fidelity toy problem whose proxy prefers another x than the target, with curves
-    that rise with steps as rewards do (a curve that falls most of its range reads as a
-    diverged run); the cost is the cost hint per step (the budget's unit)."""
+    """A two-fidelity toy problem whose proxy prefers another x than the target; the cost is
+    the cost hint per step (the budget's unit)."""
     rng = random.Random(noise_seed)
     spent, full, trials = 0.0, [], []
     while (t := at.ask()) is not None:
         hint = 20.0 if t.model == "t" else 1.0
         cost = hint * (t.steps - t.start_step)
         best_x = 0.3 if t.model == "t" else 0.6
-        score = (1.0 - (t.config["x"] - best_x) ** 2) * (t.steps / 90) + 0.01 * rng.random()
+        score = -((t.config["x"] - best_x) ** 2) * (t.steps / 90) + 0.01 * rng.random()
         spent += cost
         if t.model == "t" and t.steps == 90:
             full.append(score)
