@@ -34,7 +34,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +169,26 @@ def _job(args: tuple[str, str, float, int]) -> dict[str, Any]:
     return run_one(*args)
 
 
+def run_jobs(job: Callable[[tuple[str, str, float, int]], dict[str, Any]],
+             jobs: list[tuple[str, str, float, int]], workers: int, csv_path: Path,
+             ) -> list[dict[str, Any]]:
+    """Run ``job`` on every (problem, method, budget, seed) in ``workers`` processes, print a
+    line per row as it comes, and write the rows to ``csv_path``."""
+    rows: list[dict[str, Any]] = []
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(max_workers=max(workers, 1)) as pool:
+        for row in pool.map(job, jobs):
+            print(f"{row['problem']} b={row['budget']:g} seed={row['seed']} {row['method']:10s} "
+                  f"regret={row['regret']:.4f} target_trials={row['target_trials']} "
+                  f"{row['seconds']}s", flush=True)
+            rows.append(row)
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return rows
+
+
 def summarize(rows: list[dict[str, Any]], command: str) -> str:
     lines = ["# Ask/tell regret at tight budgets", "", f"Command: `{command}`", "",
              "Regret = best target score - the answer's (noise-free, target, full steps); "
@@ -235,18 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     jobs = [(p, m, b, s) for p in args.problems for b in args.budgets
             for s in range(args.first_seed, args.first_seed + args.seeds) for m in args.methods]
-    rows: list[dict[str, Any]] = []
-    args.out.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        for row in pool.map(_job, jobs):
-            print(f"{row['problem']} b={row['budget']:g} seed={row['seed']} {row['method']:10s} "
-                  f"regret={row['regret']:.4f} target_trials={row['target_trials']} "
-                  f"{row['seconds']}s", flush=True)
-            rows.append(row)
-    with open(args.out / "asktell.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    rows = run_jobs(_job, jobs, args.jobs, args.out / "asktell.csv")
     cmd = "python bench/optimizer/asktell.py " + " ".join(argv if argv is not None else sys.argv[1:])
     (args.out / "asktell.md").write_text(summarize(rows, cmd))
     print(summarize(rows, cmd))

@@ -18,11 +18,9 @@ summary as ``asktell.py``).
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "suite"))
 
-from asktell import summarize  # noqa: E402
+from asktell import run_jobs, summarize  # noqa: E402
 
 from jfhpo.api import AskTell  # noqa: E402
 from jfhpo.space import CategoricalParam, FloatParam, IntParam, SearchSpace  # noqa: E402
@@ -105,18 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     jobs = [(p, m, b, s) for p in args.problems for b in args.budgets
             for s in range(args.seeds) for m in args.methods]
-    rows: list[dict[str, Any]] = []
-    args.out.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        for row in pool.map(_job, jobs):
-            print(f"{row['problem']} b={row['budget']:g} seed={row['seed']} {row['method']:10s} "
-                  f"regret={row['regret']:.4f} target_trials={row['target_trials']} "
-                  f"{row['seconds']}s", flush=True)
-            rows.append(row)
-    with open(args.out / "asktell_suite.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    rows = run_jobs(_job, jobs, args.jobs, args.out / "asktell_suite.csv")
     cmd = "python bench/optimizer/asktell_suite.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
     text = summarize(rows, cmd).replace("# Ask/tell regret at tight budgets",
