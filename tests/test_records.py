@@ -31,3 +31,11 @@ def test_a_curve_that_fell_most_of_its_range_after_its_peak_collapsed() -> None:
     assert not dataclasses.replace(RUN, curve=noisy, score=0.68).collapsed()
     assert dataclasses.replace(RUN, curve=fell, score=0.02).collapsed()
     assert not dataclasses.replace(RUN, curve=(), score=0.02).collapsed()  # one point: no curve
+
+
+def test_a_collapse_counts_as_a_divergence_only_after_the_curve_rose() -> None:
+    rose_fell = ((10, 0.55), (30, 0.62), (60, 0.30), (90, 0.02))
+    only_fell = ((10, -0.01), (30, -0.03), (60, -0.05), (90, -0.07))
+    assert dataclasses.replace(RUN, curve=rose_fell, score=0.02).rose_and_collapsed()
+    only = dataclasses.replace(RUN, curve=only_fell, score=-0.07)
+    assert only.collapsed() and not only.rose_and_collapsed()

@@ -157,6 +157,14 @@ class RunRecord:
         peak, last = max(vals), vals[-1]
         return peak - last > 0.5 * (peak - min(vals)) and peak - last > 0.2 * abs(peak)
 
+    def rose_and_collapsed(self) -> bool:
+        """``collapsed`` after the curve first rose above its first evaluation: a run that
+        learned, then diverged (a score that only falls, say a loss-like one, is not one)."""
+        if not self.collapsed():
+            return False
+        vals = [v for _, v in sorted(self.curve) if math.isfinite(v)]
+        return bool(vals) and max(vals) > vals[0]
+
     def finished_at(self, model: str, steps: int) -> bool:
         """True when this run trained ``model`` to ``steps`` or more and is settled there: no
         segment pending, not failed, not ended by a stopping rule. Such a run is its

@@ -441,14 +441,8 @@ class Study:
         def of(r: RunRecord) -> str:
             return repr(sorted(r.config.items()))
 
-        def rose_and_fell(r: RunRecord) -> bool:
-            if not r.collapsed():
-                return False  # (a curve that only falls, say a loss-like score, is not one)
-            vals = [v for _, v in sorted(r.curve) if math.isfinite(v)]
-            return bool(vals) and max(vals) > vals[0]
-
         diverged = {of(r): r for r in scored
-                    if r.model == target and r.steps_done >= full and rose_and_fell(r)}
+                    if r.model == target and r.steps_done >= full and r.rose_and_collapsed()}
         if of(pick) not in diverged:
             return None
         sound = [r for r in scored if of(r) not in diverged]
