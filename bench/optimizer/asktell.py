@@ -189,8 +189,9 @@ def run_jobs(job: Callable[[tuple[str, str, float, int]], dict[str, Any]],
     return rows
 
 
-def summarize(rows: list[dict[str, Any]], command: str) -> str:
-    lines = ["# Ask/tell regret at tight budgets", "", f"Command: `{command}`", "",
+def summarize(rows: list[dict[str, Any]], command: str,
+              title: str = "Ask/tell regret at tight budgets") -> str:
+    lines = [f"# {title}", "", f"Command: `{command}`", "",
              "Regret = best target score - the answer's (noise-free, target, full steps); "
              "budget in full target runs. p: paired Wilcoxon (jfhpo vs method, two-sided).", ""]
     keys = sorted({(r["problem"], r["budget"]) for r in rows})
