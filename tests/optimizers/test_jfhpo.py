@@ -715,7 +715,7 @@ def test_the_target_search_extends_its_best_run_when_the_budget_left_pays_for_li
     rng = np.random.default_rng(5)
     runs = [run_to(SPACE.sample(rng), "target", STEPS.rungs()[0], i) for i in range(6)]
     runs.append(run_to({"lr": 1e-5, "clip": 0.5 * (0.1 + 0.4)}, "target", STEPS.rungs()[1], 6))
-    opt = JFHPOOptimizer(FAST)
+    opt = JFHPOOptimizer({**FAST, "target_final": True})
     spent = sum(r.cost for r in runs)
     target = LADDER["target"].cost
 
@@ -726,10 +726,11 @@ def test_the_target_search_extends_its_best_run_when_the_budget_left_pays_for_li
     sug = opt.suggest(left(ext + 0.5 * target * STEPS.rungs()[0]))
     assert isinstance(sug, Extend) and sug.steps == STEPS.max_steps
     assert view_run(runs, sug.run_id).steps_done == STEPS.rungs()[1]
-    # with room for more search, or with the option off, no extension to the full budget yet
+    # with room for more search, or with the option off (the default), no extension to the
+    # full budget yet
     roomy = opt.suggest(left(ext + 5 * target * STEPS.rungs()[0]))
     assert not (isinstance(roomy, Extend) and roomy.steps == STEPS.max_steps)
-    off = JFHPOOptimizer({**FAST, "target_final": False})
+    off = JFHPOOptimizer(FAST)
     sug = off.suggest(left(ext + 0.5 * target * STEPS.rungs()[0]))
     assert not (isinstance(sug, Extend) and sug.steps == STEPS.max_steps)
 

@@ -9,8 +9,8 @@ Each decision rebuilds everything from the view (no state between calls):
    the proxy, and from then on the search runs on the target itself (steps as the only fidelity).
    A verified favourite needs no further confirmation. Without a recipe, a bounded budget whose
    search share pays for fewer than ``target_below`` (default 12) full target runs makes the
-   search run on the target from the start (``_search_target``), and the target search ends by
-   extending its best run to the full step budget when little is left (``target_final``).
+   search run on the target from the start (``_search_target``); ``target_final: true`` (off:
+   measured worse) ends that search by extending its best run to the full step budget.
    ``check_configs: k`` (default 0: off) adds a check on the next rung: k configurations of
    the proxy (its best and a contrast) trained there, refuting the proxy when their ranking
    disagrees or its favourite loses.
@@ -117,7 +117,7 @@ class JFHPOOptions:
     recipe_check: bool = True
     neighbours: float = 3.0
     target_below: float = 12.0
-    target_final: bool = True
+    target_final: bool = False
     initial_design: str = "auto"
     target_init: int | None = None
 
