@@ -106,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = run_jobs(_job, jobs, args.jobs, args.out / "asktell_suite.csv")
     cmd = "python bench/optimizer/asktell_suite.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
-    text = summarize(rows, cmd).replace("# Ask/tell regret at tight budgets",
-                                        "# Ask/tell regret on the suite's problems (held out)")
+    text = summarize(rows, cmd, title="Ask/tell regret on the suite's problems (held out)")
     (args.out / "asktell_suite.md").write_text(text)
     print(text)
     return 0
