@@ -34,7 +34,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +159,16 @@ def run_one(problem: str, method: str, budget_runs: float, seed: int) -> dict[st
         at.close()
     answer = best["config"] if best else None
     regret = target_optimum(p) - true_target(p, answer) if answer else float("nan")
+    return result_row((problem, method, budget_runs, seed), regret, n_trials, target_trials, best,
+                      t0)
+
+
+def result_row(job: tuple[str, str, float, int], regret: float, n_trials: int,
+               target_trials: int, best: Mapping[str, Any] | None, t0: float) -> dict[str, Any]:
+    """One row of an ask/tell table: the (problem, method, budget, seed) ``job``, the answer's
+    regret, the trials told (all and on the target), where the answer ``best`` was measured, and
+    the seconds since ``t0``."""
+    problem, method, budget_runs, seed = job
     return {"problem": problem, "method": method, "budget": budget_runs, "seed": seed,
             "regret": round(regret, 5), "trials": n_trials, "target_trials": target_trials,
             "answer_model": best["model"] if best else "", "answer_steps": best["steps"] if best else 0,
@@ -220,6 +230,31 @@ def summarize(rows: list[dict[str, Any]], command: str,
                 f"{np.mean([r['trials'] for r in rs.values()]):.1f} | {pv} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def table_main(argv: list[str] | None, *, doc: str | None, script: str, name: str, title: str,
+               problems: Sequence[str], methods: Sequence[str], seeds: int,
+               budgets: Sequence[float], job: Callable[[tuple[str, str, float, int]], dict[str, Any]],
+               ) -> int:
+    """The command line of an ask/tell table script (``asktell_suite.py``, ``asktell_toys.py``):
+    every (problem, budget, seed, method) run by ``job``, written to ``NAME.csv`` and summarized
+    under ``title`` in ``NAME.md`` in ``--out`` (default ``results/NAME``)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=seeds)
+    ap.add_argument("--budgets", type=float, nargs="+", default=list(budgets))
+    ap.add_argument("--problems", nargs="+", default=list(problems), choices=list(problems))
+    ap.add_argument("--methods", nargs="+", default=list(methods), choices=list(methods))
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / name)
+    args = ap.parse_args(argv)
+    jobs = [(p, m, b, s) for p in args.problems for b in args.budgets
+            for s in range(args.seeds) for m in args.methods]
+    rows = run_jobs(job, jobs, args.jobs, args.out / f"{name}.csv")
+    cmd = f"python bench/optimizer/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = summarize(rows, cmd, title=title)
+    (args.out / f"{name}.md").write_text(text)
+    print(text)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

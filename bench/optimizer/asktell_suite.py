@@ -17,7 +17,6 @@ summary as ``asktell.py``).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -28,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "suite"))
 
-from asktell import run_jobs, summarize  # noqa: E402
+from asktell import result_row, table_main  # noqa: E402
 
 from jfhpo.api import AskTell  # noqa: E402
 from jfhpo.space import CategoricalParam, FloatParam, IntParam, SearchSpace  # noqa: E402
@@ -79,10 +78,8 @@ def run_one(problem: str, method: str, budget_runs: float, seed: int) -> dict[st
     finally:
         at.close()
     regret = p.best - p.truth(best["config"]) if best else float("nan")
-    return {"problem": problem, "method": method, "budget": budget_runs, "seed": seed,
-            "regret": round(regret, 5), "trials": n_trials, "target_trials": target_trials,
-            "answer_model": best["model"] if best else "", "answer_steps": best["steps"] if best else 0,
-            "seconds": round(time.perf_counter() - t0, 2)}
+    return result_row((problem, method, budget_runs, seed), regret, n_trials, target_trials, best,
+                      t0)
 
 
 def _job(args: tuple[str, str, float, int]) -> dict[str, Any]:
@@ -93,23 +90,10 @@ def _job(args: tuple[str, str, float, int]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--budgets", type=float, nargs="+", default=[3.0, 5.0, 10.0])
-    ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "asktell_suite")
-    args = ap.parse_args(argv)
-    jobs = [(p, m, b, s) for p in args.problems for b in args.budgets
-            for s in range(args.seeds) for m in args.methods]
-    rows = run_jobs(_job, jobs, args.jobs, args.out / "asktell_suite.csv")
-    cmd = "python bench/optimizer/asktell_suite.py " + " ".join(
-        argv if argv is not None else sys.argv[1:])
-    text = summarize(rows, cmd, title="Ask/tell regret on the suite's problems (held out)")
-    (args.out / "asktell_suite.md").write_text(text)
-    print(text)
-    return 0
+    return table_main(argv, doc=__doc__, script="asktell_suite.py", name="asktell_suite",
+                      title="Ask/tell regret on the suite's problems (held out)",
+                      problems=PROBLEMS, methods=METHODS, seeds=10, budgets=(3.0, 5.0, 10.0),
+                      job=_job)
 
 
 if __name__ == "__main__":

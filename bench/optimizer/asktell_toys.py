@@ -1,6 +1,6 @@
 """Analytic two-fidelity bowls through ``AskTell``: the problems a new user tries first.
 
-    python bench/optimizer/asktell_toys.py --seeds 20 --budgets 3 10 \
+    python bench/optimizer/asktell_toys.py --seeds 20 --budgets 3 5 10 \
         [--problems bowl1-fall bowl2-shift bowl3-ladder bowl4] \
         [--methods random hyperband bohb jfhpo] [--jobs 2] [--out bench/optimizer/results/asktell_toys]
 
@@ -25,7 +25,6 @@ Writes ``asktell_toys.csv`` and ``asktell_toys.md`` (the summary of ``asktell.py
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -38,7 +37,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from asktell import run_jobs, summarize  # noqa: E402
+from asktell import result_row, table_main  # noqa: E402
 
 from jfhpo.api import AskTell  # noqa: E402
 
@@ -110,10 +109,8 @@ def run_one(problem: str, method: str, budget_runs: float, seed: int) -> dict[st
     top = score(problem, optimum(problem, target), target, full)
     regret = (top - score(problem, np.array([float(best["config"][n]) for n in names]), target,
                           full)) if best else float("nan")
-    return {"problem": problem, "method": method, "budget": budget_runs, "seed": seed,
-            "regret": round(regret, 5), "trials": n_trials, "target_trials": target_trials,
-            "answer_model": best["model"] if best else "", "answer_steps": best["steps"] if best else 0,
-            "seconds": round(time.perf_counter() - t0, 2)}
+    return result_row((problem, method, budget_runs, seed), regret, n_trials, target_trials, best,
+                      t0)
 
 
 def _job(args: tuple[str, str, float, int]) -> dict[str, Any]:
@@ -121,23 +118,9 @@ def _job(args: tuple[str, str, float, int]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--budgets", type=float, nargs="+", default=[3.0, 10.0])
-    ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=PROBLEMS)
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "asktell_toys")
-    args = ap.parse_args(argv)
-    jobs = [(p, m, b, s) for p in args.problems for b in args.budgets
-            for s in range(args.seeds) for m in args.methods]
-    rows = run_jobs(_job, jobs, args.jobs, args.out / "asktell_toys.csv")
-    cmd = "python bench/optimizer/asktell_toys.py " + " ".join(
-        argv if argv is not None else sys.argv[1:])
-    text = summarize(rows, cmd, title="Ask/tell regret on analytic bowls")
-    (args.out / "asktell_toys.md").write_text(text)
-    print(text)
-    return 0
+    return table_main(argv, doc=__doc__, script="asktell_toys.py", name="asktell_toys",
+                      title="Ask/tell regret on analytic bowls", problems=PROBLEMS,
+                      methods=METHODS, seeds=20, budgets=(3.0, 5.0, 10.0), job=_job)
 
 
 if __name__ == "__main__":
