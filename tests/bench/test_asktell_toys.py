@@ -3,13 +3,11 @@ a slice (two bowls, two methods, one seed), the bowls' scores, and the table it 
 
 from __future__ import annotations
 
-import csv
-import math
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+from tests.bench.conftest import TableRun
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench" / "optimizer"))
@@ -39,22 +37,13 @@ def test_each_bowl_peaks_at_its_optimum_on_every_model() -> None:
     assert asktell_toys.score("bowl2-shift", x2, "t", 90) > asktell_toys.score("bowl2-shift", x2, "t", 10)
 
 
-def test_the_bowls_table_runs_and_scores_every_answer(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "optimizer" / "asktell_toys.py"), "--seeds", "1",
-         "--budgets", "3", "--problems", "bowl1-fall", "bowl3-ladder", "--methods",
-         "hyperband", "jfhpo", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert r.returncode == 0, r.stderr
-    with open(out / "asktell_toys.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+def test_the_bowls_table_runs_and_scores_every_answer(ask_tell_table: TableRun) -> None:
+    rows, table = ask_tell_table("asktell_toys.py", [
+        "--seeds", "1", "--budgets", "3", "--problems", "bowl1-fall", "bowl3-ladder",
+        "--methods", "hyperband", "jfhpo"])
     assert {(row["problem"], row["method"]) for row in rows} == {
         (p, m) for p in ("bowl1-fall", "bowl3-ladder") for m in ("hyperband", "jfhpo")}
     for row in rows:
-        regret = float(row["regret"])
-        assert math.isfinite(regret) and regret >= -1e-12  # no answer beats the bowl's top
-        assert int(row["target_trials"]) >= 1  # the answer was measured on the target
+        assert float(row["regret"]) >= -1e-12  # the bowls are noise-free at the answer
         assert row["answer_model"] == "t" and int(row["answer_steps"]) == 90
-    table = (out / "asktell_toys.md").read_text()
     assert "analytic bowls" in table and "## bowl3-ladder, budget 3" in table
