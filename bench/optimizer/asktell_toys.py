@@ -29,6 +29,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,10 @@ def score(problem: str, x: np.ndarray, model: str, steps: int) -> float:
     return (1.0 - 2.0 * d2) * (1.0 - math.exp(-steps / 30.0))
 
 
-def run_one(problem: str, method: str, budget_runs: float, seed: int) -> dict[str, Any]:
-    """Drive ``method`` on ``problem`` through AskTell with ``budget_runs`` full target runs."""
+def run_one(problem: str, method: str, budget_runs: float, seed: int,
+            options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Drive ``method`` on ``problem`` through AskTell with ``budget_runs`` full target runs
+    (``options``: the optimizer's options, its defaults when None)."""
     models = MODELS[problem]
     dim = len(optimum(problem, models[-1][0]))
     names = [f"x{i}" for i in range(dim)]
@@ -85,7 +88,7 @@ def run_one(problem: str, method: str, budget_runs: float, seed: int) -> dict[st
     target = models[-1][0]
     at = AskTell({n: {"type": "float", "low": 0.0, "high": 1.0} for n in names},
                  [{"name": n, "params": p, "cost": c} for n, p, c in models], STEPS,
-                 optimizer=method, seed=seed,
+                 optimizer=method, optimizer_options=options, seed=seed,
                  budget=budget_runs * per_step[target] * STEPS["max"])
     noisy = problem != "bowl1-fall"
     rng = np.random.default_rng(seed * 7919 + 1)
