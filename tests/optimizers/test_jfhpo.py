@@ -406,6 +406,18 @@ def test_climb_verifies_the_proxys_favourite_on_the_target_after_check_after_con
     assert (again.model if isinstance(again, Start) else runs[again.run_id].model) == "small"
 
 
+def test_a_target_run_of_a_configuration_the_proxy_never_trained_is_no_verification() -> None:
+    # a run of the target design, made before the budget's cost was known, does not push the
+    # first verification back by check_after configurations
+    runs = _proxy_runs(6)
+    design = run_to(SPACE.sample(np.random.default_rng(99)), "target", STEPS.rungs()[0], len(runs))
+    runs.append(design)
+    sug = JFHPOOptimizer({**FAST, "check_after": 6}).suggest(make_view(runs, len(runs)))
+    assert isinstance(sug, Start)
+    assert (sug.model, sug.steps) == ("target", STEPS.max_steps)
+    assert SPACE.key(sug.config) != SPACE.key(design.config)
+
+
 def test_a_verification_stopped_on_the_target_refutes_the_proxy() -> None:
     runs = _proxy_runs(6)
     opt = JFHPOOptimizer({**FAST, "check_after": 6})
@@ -634,6 +646,59 @@ def test_without_a_recipe_the_neighbours_come_from_the_best_sound_target_run() -
     assert isinstance(sug, Start) and (sug.model, sug.steps) == ("target", STEPS.max_steps)
     assert sug.config["clip"] == good["clip"]
     assert sug.config["lr"] == pytest.approx(good["lr"] / 3.0)  # away from the divergence
+
+
+def _verified_then(extra: list[tuple[float, float]]) -> list[RunRecord]:
+    """Three proxy configurations at the full budget (the favourite at encoded (0.45, 0.5)),
+    the favourite verified soundly on the target, then ``extra`` proxy configurations (encoded
+    points) at the full budget."""
+    full = STEPS.max_steps
+    points = [(0.45, 0.5), (0.8, 0.2), (0.9, 0.9)]
+    runs = [run_to(SPACE.decode(np.array(u)), "small", full, i) for i, u in enumerate(points)]
+    runs.append(run_to(runs[0].config, "target", full, len(runs)))
+    runs += [run_to(SPACE.decode(np.array(u)), "small", full, len(runs) + i)
+             for i, u in enumerate(extra)]
+    return runs
+
+
+def test_a_proxy_search_that_stopped_improving_after_a_verification_moves_to_the_target() -> None:
+    # ``leave``: SPACE has a learning rate, where ``auto`` (the default) stays on the proxy
+    opt = JFHPOOptimizer({**FAST, "n_init": 3, "check_after": 3, "spent_proxy": "leave"})
+    # three more proxy configurations, none better there than the verified favourite
+    flat = _verified_then([(0.7, 0.5), (0.75, 0.4), (0.95, 0.6)])
+    view = make_view(flat, len(flat))
+    assert opt.search_models(view) == ["target"]
+    assert any("spent" in w and "searching on the target" in w for w in opt.warnings(view))
+    nxt = opt.suggest(view)
+    assert nxt is not None
+    assert (nxt.model if isinstance(nxt, Start) else view.runs[nxt.run_id].model) == "target"
+    # not yet: only two proxy configurations since the verification
+    assert opt.search_models(make_view(flat[:-1], len(flat) - 1)) == ["small"]
+    # the proxy still pays: one of them scores far above the favourite there (0.97 vs 0.25)
+    rising = _verified_then([(0.2, 0.5), (0.75, 0.4), (0.95, 0.6)])
+    assert opt.search_models(make_view(rising, len(rising))) == ["small"]
+    # with a recipe (its check is the yardstick), or with the option off: the proxy stays
+    assert opt.search_models(make_view(flat, len(flat), recipe=RECIPE)) == ["small"]
+    for mode in ("stay", "auto"):
+        other = JFHPOOptimizer({**FAST, "n_init": 3, "check_after": 3, "spent_proxy": mode})
+        assert other.search_models(view) == ["small"], mode
+    with pytest.raises(OptimizerError, match="spent_proxy"):
+        JFHPOOptimizer({"spent_proxy": "sometimes"})
+
+
+def test_without_a_learning_rate_a_spent_proxy_is_left_by_default() -> None:
+    # the same study in a space whose parameters have other names: nothing can diverge there
+    renamed = SearchSpace([FloatParam("a", 1e-7, 1e-4, log=True), FloatParam("b", 0.1, 0.4)])
+    assert learning_rate_param(renamed) is None
+    runs = [replace(r, config={"a": r.config["lr"], "b": r.config["clip"]})
+            for r in _verified_then([(0.7, 0.5), (0.75, 0.4), (0.95, 0.6)])]
+    costs = tuple((r.model, r.steps_done, r.cost) for r in runs)
+    view = StudyView(space=renamed, ladder=LADDER, steps=STEPS, seed=0, objective="reward",
+                     runs=tuple(runs), n_suggestions=len(runs), segment_costs=costs,
+                     transfer=measure_transfer(runs, LADDER, renamed))
+    opt = JFHPOOptimizer({**FAST, "n_init": 3, "check_after": 3})
+    assert opt.opts.spent_proxy == "auto"
+    assert opt.search_models(view) == ["target"]
 
 
 def test_the_last_target_run_the_search_can_pay_verifies_the_favourite() -> None:
