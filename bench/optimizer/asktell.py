@@ -131,8 +131,11 @@ def true_target(p: Problem, config: Mapping[str, Any]) -> float:
     return p.fn().true_score(config, p.target[1], STEPS["max"])
 
 
-def run_one(problem: str, method: str, budget_runs: float, seed: int) -> dict[str, Any]:
-    """Drive ``method`` on ``problem`` through AskTell with ``budget_runs`` full target runs."""
+def run_one(problem: str, method: str, budget_runs: float, seed: int,
+            on_tell: Callable[[Any, list[tuple[int, float]]], None] | None = None,
+            ) -> dict[str, Any]:
+    """Drive ``method`` on ``problem`` through AskTell with ``budget_runs`` full target runs
+    (``on_tell(trial, curve)``: called with every trial told, for scripts that look inside)."""
     p = PROBLEMS[problem]
     fn = p.fn()
     name, options = METHODS[method]
@@ -152,6 +155,8 @@ def run_one(problem: str, method: str, budget_runs: float, seed: int) -> dict[st
             curve = [(s, fn.eval_score(trial.config, params, s, rs)) for s in steps]
             cost = fn.cost(hint, trial.steps - trial.start_step) + OVERHEAD
             at.tell(trial, curve[-1][1], cost, curve)
+            if on_tell is not None:
+                on_tell(trial, curve)
             n_trials += 1
             target_trials += trial.model == p.target[0]
         best = at.best()
