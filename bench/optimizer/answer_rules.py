@@ -4,9 +4,11 @@
         [--methods hyperband jfhpo]
 
 For each study of ``asktell.py``'s ``problem`` (driven by ``asktell.run_one``), the regret of
-three picks among the full-budget target runs the method trained: the engine's answer
+four picks among the full-budget target runs the method trained: the engine's answer
 (``best()``: the highest final measured score, confirmation runs included), the run whose last
-three evaluations average highest, and the best by its true (noise-free) score, an oracle's pick
+three evaluations average highest, the best confirmation run unless a search run beats it by
+more than two evaluation-noise standard deviations (``confirm_margin``; the noise estimated
+from the runs' last evaluations), and the best by its true (noise-free) score, an oracle's pick
 that bounds what any answer rule could do with those runs. Prints one line per study and the
 means per method.
 """
@@ -14,6 +16,7 @@ means per method.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -26,23 +29,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import asktell
 
 
+def noise_sd(tails: list[list[float]]) -> float:
+    """The evaluation noise's standard deviation from consecutive late evaluations of each run
+    (median absolute difference, scaled to a Gaussian's sd); 0 without any pair."""
+    diffs = [abs(b - a) for t in tails for a, b in itertools.pairwise(t)]
+    return 1.4826 * float(np.median(diffs)) / np.sqrt(2.0) if diffs else 0.0
+
+
 def picks(problem: str, method: str, budget_runs: float, seed: int) -> dict[str, float]:
-    """Regret of the engine's answer, of the best mean of the last three evaluations and of the
-    oracle's pick, over the full-budget target runs of one study."""
+    """Regret of the engine's answer, of the best mean of the last three evaluations, of the
+    confirmation kept unless beaten beyond the noise, and of the oracle's pick, over the
+    full-budget target runs of one study."""
     p = asktell.PROBLEMS[problem]
     top, full = asktell.target_optimum(p), asktell.STEPS["max"]
-    runs: list[tuple[float, float, float]] = []  # (last score, mean of last three, true score)
+    # (last score, mean of last three, true score, confirmation?, last three)
+    runs: list[tuple[float, float, float, bool, list[float]]] = []
 
     def keep(trial: Any, curve: list[tuple[int, float]]) -> None:
         if trial.model == p.target[0] and trial.steps == full:
             tail = [v for _, v in curve[-3:]]
-            runs.append((curve[-1][1], float(np.mean(tail)), asktell.true_target(p, trial.config)))
+            runs.append((curve[-1][1], float(np.mean(tail)), asktell.true_target(p, trial.config),
+                         str(getattr(trial.phase, "value", trial.phase)) == "confirm", tail))
 
     row = asktell.run_one(problem, method, budget_runs, seed, on_tell=keep)
+    nan = float("nan")
     if not runs:
-        return {"engine": float(row["regret"]), "mean_last3": float("nan"), "oracle": float("nan")}
+        return {"engine": float(row["regret"]), "mean_last3": nan, "confirm_margin": nan,
+                "oracle": nan}
+    pick = max(runs, key=lambda r: r[0])
+    confirmed = [r for r in runs if r[3]]
+    if confirmed:
+        first = max(confirmed, key=lambda r: r[0])
+        margin = 2.0 * noise_sd([r[4] for r in runs])
+        pick = pick if pick[0] > first[0] + margin else first
     return {"engine": float(row["regret"]),
             "mean_last3": top - max(runs, key=lambda r: r[1])[2],
+            "confirm_margin": top - pick[2],
             "oracle": top - max(r[2] for r in runs)}
 
 
