@@ -16,7 +16,6 @@ means per method.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import sys
 from pathlib import Path
@@ -28,12 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import asktell
 
-
-def noise_sd(tails: list[list[float]]) -> float:
-    """The evaluation noise's standard deviation from consecutive late evaluations of each run
-    (median absolute difference, scaled to a Gaussian's sd); 0 without any pair."""
-    diffs = [abs(b - a) for t in tails for a, b in itertools.pairwise(t)]
-    return 1.4826 * float(np.median(diffs)) / np.sqrt(2.0) if diffs else 0.0
+from jfhpo.optimizers.jfhpo import eval_noise_sd
 
 
 def picks(problem: str, method: str, budget_runs: float, seed: int) -> dict[str, float]:
@@ -60,7 +54,7 @@ def picks(problem: str, method: str, budget_runs: float, seed: int) -> dict[str,
     confirmed = [r for r in runs if r[3]]
     if confirmed:
         first = max(confirmed, key=lambda r: r[0])
-        margin = 2.0 * noise_sd([r[4] for r in runs])
+        margin = 2.0 * eval_noise_sd(r[4] for r in runs)
         pick = pick if pick[0] > first[0] + margin else first
     return {"engine": float(row["regret"]),
             "mean_last3": top - max(runs, key=lambda r: r[1])[2],

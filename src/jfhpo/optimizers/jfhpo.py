@@ -50,7 +50,7 @@ that run (idle, not stopped, short of the step).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,6 +205,20 @@ class JFHPOOptions:
         return o
 
 
+def eval_noise_sd(curves: Iterable[Sequence[float]]) -> float:
+    """A robust estimate of the evaluation noise's standard deviation: the median absolute
+    difference of consecutive late evaluations (the last three of each curve, where curves are
+    flat), scaled to a Gaussian's sd; 0 when no curve has three finite evaluations."""
+    diffs: list[float] = []
+    for curve in curves:
+        vals = [float(v) for v in curve if math.isfinite(v)]
+        if len(vals) >= 3:
+            diffs.extend(abs(vals[i + 1] - vals[i]) for i in range(len(vals) - 3, len(vals) - 1))
+    if not diffs:
+        return 0.0
+    return 1.4826 * float(np.median(diffs)) / math.sqrt(2.0)
+
+
 def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:
     """Closed-form EI of a Gaussian (mean, std) over ``best`` (maximization)."""
     std = np.maximum(std, 1e-9)
@@ -336,7 +350,7 @@ class JFHPOOptimizer(Optimizer):
         """Runs on a searched model (or on the target) may grow; others keep no checkpoint."""
         if not super().may_extend(view, run):
             return False
-        return run.model in self.search_models(view) or run.model == view.ladder.target.name
+        return run.model == view.ladder.target.name or run.model in self.search_models(view)
 
     # ---- the decision ---------------------------------------------------------------------------
 
@@ -842,10 +856,9 @@ class JFHPOOptimizer(Optimizer):
         pair = self._climb_pair(view)
         if pair is None:
             return None
-        low, target, full = pair[0], view.ladder.target.name, view.steps.max_steps
+        low, full = pair[0], view.steps.max_steps
         lows = self._longest_runs(view, low)
-        verified = [r for r in view.runs if r.model == target and not r.failed
-                    and view.space.key(r.config) in lows]
+        verified = self._verifications(view, lows)
         if not verified:
             return None
         since = max(r.run_id for r in verified)
@@ -966,6 +979,17 @@ class JFHPOOptimizer(Optimizer):
         key = pick if pick is not None else self._pick_audit(at_full, set(checked), set(), k)
         return Start(config=dict(lows[key].config), model=up, steps=steps)
 
+    def _verifications(self, view: StudyView, lows: Mapping[str, RunRecord]) -> list[RunRecord]:
+        """The verifications so far: target runs (not failed) of configurations the proxy
+        trained (``lows``: the proxy's runs by configuration), other than the recipe's. Not a
+        run of the target design made before the budget's cost was known: counted, eight such
+        runs put syn-b05's first verification after 90 proxy configurations."""
+        recipe = self._recipe(view)
+        rkey = None if recipe is None else view.space.key(recipe)
+        target = view.ladder.target.name
+        return [r for r in view.runs if r.model == target and not r.failed
+                and view.space.key(r.config) in lows and view.space.key(r.config) != rkey]
+
     def _climb_verify(self, view: StudyView, lows: Mapping[str, RunRecord]) -> Suggestion | None:
         """Train the proxy's favourite (its best run at the full step budget) on the target,
         at the full budget, with the stopping rules watching: if it diverges there the rules stop
@@ -976,13 +1000,7 @@ class JFHPOOptimizer(Optimizer):
         on_target = [r for r in view.runs if r.model == target and not r.failed]
         if any(r.busy for r in on_target):
             return None
-        recipe = self._recipe(view)
-        rkey = None if recipe is None else view.space.key(recipe)
-        # a verification is a target run of a configuration the proxy trained: not the
-        # recipe's, nor a run of the target design made before the budget's cost was known
-        # (counted, eight such runs put the first verification after 90 proxy configurations)
-        verifications = [r for r in on_target
-                         if view.space.key(r.config) != rkey and view.space.key(r.config) in lows]
+        verifications = self._verifications(view, lows)
         if len(lows) < self.opts.check_after * (1 + len(verifications)):
             return None
         done = [(key, r) for key, r in lows.items()
@@ -1065,17 +1083,8 @@ class JFHPOOptimizer(Optimizer):
 
     @staticmethod
     def _eval_noise(runs: Sequence[RunRecord]) -> float:
-        """A robust estimate of the evaluation noise's standard deviation: the median absolute
-        difference of consecutive late evaluations of the same run (where curves are flat),
-        scaled to a Gaussian's sd; 0 when no run has three evaluations."""
-        diffs: list[float] = []
-        for r in runs:
-            vals = [v for _, v in sorted(r.curve) if math.isfinite(v)]
-            if len(vals) >= 3:
-                diffs.extend(abs(vals[i + 1] - vals[i]) for i in range(len(vals) - 3, len(vals) - 1))
-        if not diffs:
-            return 0.0
-        return 1.4826 * float(np.median(diffs)) / math.sqrt(2.0)
+        """``eval_noise_sd`` of the runs' curves."""
+        return eval_noise_sd([v for _, v in sorted(r.curve)] for r in runs)
 
     @staticmethod
     def _value_at(run: RunRecord, step: int) -> float:
