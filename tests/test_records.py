@@ -39,3 +39,22 @@ def test_a_collapse_counts_as_a_divergence_only_after_the_curve_rose() -> None:
     assert dataclasses.replace(RUN, curve=rose_fell, score=0.02).rose_and_collapsed()
     only = dataclasses.replace(RUN, curve=only_fell, score=-0.07)
     assert only.collapsed() and not only.rose_and_collapsed()
+
+
+def test_end_score_averages_the_last_three_evaluations_in_the_final_third() -> None:
+    curve = ((10, 0.20), (50, 0.40), (70, 0.60), (80, 0.66), (90, 0.72))
+    run = dataclasses.replace(RUN, curve=curve, score=0.72)
+    assert abs((run.end_score() or 0.0) - (0.60 + 0.66 + 0.72) / 3) < 1e-12
+
+
+def test_end_score_is_the_final_score_without_other_evaluations_near_the_end() -> None:
+    sparse = ((10, 0.30), (30, 0.50), (90, 0.70))  # 30 is before the final third (60..90)
+    assert dataclasses.replace(RUN, curve=sparse, score=0.70).end_score() == 0.70
+    assert dataclasses.replace(RUN, curve=(), score=0.70).end_score() == 0.70
+    assert dataclasses.replace(RUN, score=None).end_score() is None
+
+
+def test_end_score_skips_non_finite_evaluations() -> None:
+    curve = ((70, float("nan")), (80, 0.60), (90, 0.70))
+    run = dataclasses.replace(RUN, curve=curve, score=0.70)
+    assert abs((run.end_score() or 0.0) - 0.65) < 1e-12

@@ -88,3 +88,18 @@ def test_a_diverged_confirmation_is_not_the_answer_while_a_sound_run_exists(
     best = st.best()
     assert best is not None and best["run_id"] == confirmed and best["steps"] == 90
     st.close()
+
+
+def test_full_budget_runs_are_ranked_by_the_mean_of_their_last_evaluations(
+        tmp_path: Path) -> None:
+    """Of two confirmations, the one whose last three evaluations average higher is the answer,
+    not the one with the single highest (lucky) final score; both scores are reported."""
+    st = Study.create(tmp_path / "st", parse_spec(synthetic_study()), "eval_accuracy")
+    a, b = {**CFG, "learning_rate": 3e-4}, {**CFG, "learning_rate": 1e-4}
+    _run(st, "4m", Phase.CONFIRM, {30: 0.50, 70: 0.60, 80: 0.61, 90: 0.70}, a)  # end mean 0.637
+    steady = _run(st, "4m", Phase.CONFIRM, {30: 0.50, 70: 0.66, 80: 0.67, 90: 0.68}, b)  # 0.670
+    best = st.best()
+    assert best is not None and best["run_id"] == steady
+    assert best["score"] == 0.68 and abs(best["end_score"] - 0.67) < 1e-9
+    assert "mean of the last evaluations" in best["how"] and "highest final score (0.7)" in best["how"]
+    st.close()

@@ -378,7 +378,8 @@ class Study:
 
     def best(self) -> dict[str, Any] | None:
         """The study's answer: the best confirmed run on the target at the full budget if any,
-        else the best run at the largest fidelity reached (with how it was reached)."""
+        else the best run at the largest fidelity reached (with how it was reached); runs of
+        equal fidelity are ranked by the mean of their last evaluations (``end_score``)."""
         records = [self.run_record(rid) for rid in sorted(self.runs)]
         scored = [r for r in records if r.score is not None]
         if not scored:
@@ -390,7 +391,7 @@ class Study:
         at_full = [r for r in scored if r.phase is Phase.SEARCH and r.model == target
                    and r.steps_done >= full]
         pool = confirmed + at_full if confirmed else scored
-        best = max(pool, key=lambda r: (self.ladder.index(r.model), r.steps_done, r.score or 0.0))
+        best = max(pool, key=self._answer_key)
         fallback = self._sound_answer(best, scored)
         if fallback is not None:
             best = fallback
@@ -407,6 +408,11 @@ class Study:
             how = (f"best search run at the largest fidelity reached ({best.model}, "
                    f"{best.steps_done} steps); no confirmation on the target was run")
         assert best.score is not None
+        lucky = max(pool, key=lambda r: (self.ladder.index(r.model), r.steps_done, r.score or 0.0))
+        if fallback is None and lucky.run_id != best.run_id and lucky.score is not None:
+            end = self.sign * (best.end_score() or 0.0)
+            how += (f"; ranked by the mean of the last evaluations ({end:.4g}), run "
+                    f"{lucky.run_id} had the highest final score ({self.sign * lucky.score:.4g})")
         recipe_score = None
         recipe = self.recipe()
         if recipe is not None:
@@ -420,6 +426,7 @@ class Study:
         return {
             "recipe_score": recipe_score,
             "config": dict(best.config), "score": self.sign * best.score,
+            "end_score": self.sign * (best.end_score() or 0.0),
             "objective": self.objective, "model": best.model, "steps": best.steps_done,
             "run_id": best.run_id, "how": how,
             "target": self.ladder.target.name, "stopped": best.stopped is not None,
@@ -453,8 +460,13 @@ class Study:
             sound = below or sound
         if not sound:
             return None
-        return max(sound, key=lambda r: (self.ladder.index(r.model), r.steps_done,
-                                         r.score or 0.0))
+        return max(sound, key=self._answer_key)
+
+    def _answer_key(self, r: RunRecord) -> tuple[int, int, float]:
+        """How ``best`` ranks runs: the largest model, then the most steps, then the mean of the
+        run's last evaluations (``RunRecord.end_score``: the highest of several noisy final
+        scores is a lucky draw more often than the better configuration)."""
+        return (self.ladder.index(r.model), r.steps_done, r.end_score() or 0.0)
 
     def effective_config(self, run_id: int) -> dict[str, Any]:
         """The configuration ``run_id`` was trained with, as the backend takes it: stored with
