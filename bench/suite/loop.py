@@ -27,6 +27,18 @@ OBJECTIVE = "eval_accuracy"
 CONFIRM_RUN = 1_000_003
 
 
+def full_run_end_score(p: Problem, config: Mapping[str, Any], run_key: int) -> float:
+    """What ``Study.best`` ranks a fresh full-budget target run of ``config`` by (its
+    ``RunRecord.end_score``), from the evaluations such a run would have every ``EVAL_EVERY``
+    steps; ``run_key`` picks its noise draw."""
+    target, full = p.ladder.target.name, p.steps.max_steps
+    steps = sorted({*range(EVAL_EVERY, full + 1, EVAL_EVERY), full})
+    curve = tuple((s, p.evaluate(config, target, run_key, s)) for s in steps)
+    rec = RunRecord(run_key, config, target, Phase.CONFIRM, steps_done=full, score=curve[-1][1],
+                    curve=curve)
+    return float(rec.end_score() or 0.0)
+
+
 @dataclass
 class Point:
     """The state after one decision: compute spent so far and the recommendation then."""
@@ -185,7 +197,8 @@ class Trajectory:
     def _answer(self, i: int, pt: Point) -> Mapping[str, Any]:
         """What a study reports after decision ``i`` (``Study.best``): of the full-budget runs
         on the target, the search's own and the recommendation's confirmation run, the one
-        with the best observed score. Its truth is what the method is judged by."""
+        with the best mean of its last evaluations (``RunRecord.end_score``). Its truth is
+        what the method is judged by."""
         assert pt.config is not None
         if not self.snapshots:
             return pt.config
@@ -193,9 +206,10 @@ class Trajectory:
         target, full = p.ladder.target.name, p.steps.max_steps
         runs = [r for r in self.snapshots[i].runs if r.model == target and r.steps_done >= full
                 and r.score is not None and not r.failed]
-        scored: list[tuple[float, Mapping[str, Any]]] = [(float(r.score), r.config) for r in runs]
+        scored: list[tuple[float, Mapping[str, Any]]] = [(float(r.end_score() or 0.0), r.config)
+                                                         for r in runs]
         if not pt.on_target:  # its confirmation run: a fresh run on the target
-            scored.append((p.evaluate(pt.config, target, CONFIRM_RUN, full), pt.config))
+            scored.append((full_run_end_score(p, pt.config, CONFIRM_RUN), pt.config))
         return max(scored, key=lambda sc: sc[0])[1] if scored else pt.config
 
 

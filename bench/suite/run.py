@@ -10,8 +10,9 @@ Methods: every optimizer of jfhpo as ``bench/compare/methods.py`` lists them (jf
 ablations, random, hyperband, bohb, and the peers optuna_tpe_hyperband, optuna_asha, smac_mf, dehb
 through the ask/tell adapters), ``recipe`` (the recipe trained once on the target) and ``manual``
 (three learning rates around the recipe's, x1, /3 and x3, each trained once on the target in that
-order, as many as the budget buys; the best observed one is the answer). The test functions have
-no learning rate: ``manual`` is not run there and ``recipe`` is the centre of the box.
+order, as many as the budget buys; the answer is the best of them as ``Study.best`` ranks runs, by
+the mean of the last evaluations). The test functions have no learning rate: ``manual`` is not
+run there and ``recipe`` is the centre of the box.
 
 Budgets are in full target runs (the mean cost of one full-budget target run of the problem) and
 count everything: a method's answer at budget B is its recommendation (``confirm(view, 1)``) after
@@ -53,7 +54,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "bench" / "compare"))
 
-from loop import Point, Trajectory, trajectory  # noqa: E402
+from loop import Point, Trajectory, full_run_end_score, trajectory  # noqa: E402
 from problems import PROBLEMS, Problem, make_problem  # noqa: E402
 
 BUDGETS = (1.5, 3.0, 5.0, 10.0)
@@ -94,7 +95,8 @@ def get_problem(name: str, recording: str | None) -> Problem:
 
 
 def manual_points(p: Problem) -> list[Point]:
-    """The practitioner's three learning rates, each trained once on the target, in order."""
+    """The practitioner's three learning rates, each trained once on the target, in order, the
+    best so far (by the same rule as every method's answer) after each."""
     if "learning_rate" not in p.space.names:
         return []
     lr_param = p.space.params[p.space.names.index("learning_rate")]
@@ -103,7 +105,7 @@ def manual_points(p: Problem) -> list[Point]:
         lr = min(max(float(p.recipe["learning_rate"]) * factor, lr_param.low), lr_param.high)  # type: ignore[union-attr]
         cfg = {**p.recipe, "learning_rate": lr}
         spent += p.target_run_cost(cfg)
-        seen = p.evaluate(cfg, p.ladder.target.name, i, p.steps.max_steps)
+        seen = full_run_end_score(p, cfg, i)  # ranked as ``Study.best`` ranks target runs
         if seen > best[0]:
             best = (seen, cfg)
         points.append(Point(spent, best[1], True))
