@@ -5,8 +5,9 @@
 
 For each study of ``asktell.py``'s ``problem`` (driven by ``asktell.run_one``), the regret of
 four picks among the full-budget target runs the method trained: the engine's answer
-(``best()``: the highest final measured score, confirmation runs included), the run whose last
-three evaluations average highest, the best confirmation run unless a search run beats it by
+(``best()``: the run whose last evaluations average highest, ``RunRecord.end_score``), the run
+with the highest final measured score (the engine's rule before e894fd9), the best
+confirmation run unless a search run beats it by
 more than two evaluation-noise standard deviations (``confirm_margin``; the noise estimated
 from the runs' last evaluations), and the best by its true (noise-free) score, an oracle's pick
 that bounds what any answer rule could do with those runs. Prints one line per study and the
@@ -31,35 +32,36 @@ from jfhpo.optimizers.jfhpo import eval_noise_sd
 
 
 def picks(problem: str, method: str, budget_runs: float, seed: int) -> dict[str, float]:
-    """Regret of the engine's answer, of the best mean of the last three evaluations, of the
-    confirmation kept unless beaten beyond the noise, and of the oracle's pick, over the
-    full-budget target runs of one study."""
+    """Regret of the engine's answer, of the highest final score, of the confirmation kept
+    unless beaten beyond the noise, and of the oracle's pick, over the full-budget target runs
+    of one study."""
     p = asktell.PROBLEMS[problem]
     top, full = asktell.target_optimum(p), asktell.STEPS["max"]
-    # (last score, mean of last three, true score, confirmation?, last three)
-    runs: list[tuple[float, float, float, bool, list[float]]] = []
+    # (last score, true score, confirmation?, last three)
+    runs: list[tuple[float, float, bool, list[float]]] = []
 
     def keep(trial: Any, curve: list[tuple[int, float]]) -> None:
         if trial.model == p.target[0] and trial.steps == full:
-            tail = [v for _, v in curve[-3:]]
-            runs.append((curve[-1][1], float(np.mean(tail)), asktell.true_target(p, trial.config),
-                         str(getattr(trial.phase, "value", trial.phase)) == "confirm", tail))
+            runs.append((curve[-1][1], asktell.true_target(p, trial.config),
+                         str(getattr(trial.phase, "value", trial.phase)) == "confirm",
+                         [v for _, v in curve[-3:]]))
 
     row = asktell.run_one(problem, method, budget_runs, seed, on_tell=keep)
     nan = float("nan")
     if not runs:
-        return {"engine": float(row["regret"]), "mean_last3": nan, "confirm_margin": nan,
+        return {"engine": float(row["regret"]), "final": nan, "confirm_margin": nan,
                 "oracle": nan}
-    pick = max(runs, key=lambda r: r[0])
-    confirmed = [r for r in runs if r[3]]
+    final = max(runs, key=lambda r: r[0])
+    pick = final
+    confirmed = [r for r in runs if r[2]]
     if confirmed:
         first = max(confirmed, key=lambda r: r[0])
-        margin = 2.0 * eval_noise_sd(r[4] for r in runs)
+        margin = 2.0 * eval_noise_sd(r[3] for r in runs)
         pick = pick if pick[0] > first[0] + margin else first
     return {"engine": float(row["regret"]),
-            "mean_last3": top - max(runs, key=lambda r: r[1])[2],
-            "confirm_margin": top - pick[2],
-            "oracle": top - max(r[2] for r in runs)}
+            "final": top - final[1],
+            "confirm_margin": top - pick[1],
+            "oracle": top - max(r[1] for r in runs)}
 
 
 def main(argv: list[str] | None = None) -> int:
