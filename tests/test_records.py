@@ -58,3 +58,9 @@ def test_end_score_skips_non_finite_evaluations() -> None:
     curve = ((70, float("nan")), (80, 0.60), (90, 0.70))
     run = dataclasses.replace(RUN, curve=curve, score=0.70)
     assert abs((run.end_score() or 0.0) - 0.65) < 1e-12
+
+
+def test_end_score_with_one_other_evaluation_near_the_end_averages_two() -> None:
+    curve = ((30, 0.40), (80, 0.60), (90, 0.70))
+    run = dataclasses.replace(RUN, curve=curve, score=0.70)
+    assert abs((run.end_score() or 0.0) - 0.65) < 1e-12

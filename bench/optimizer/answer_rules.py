@@ -7,10 +7,10 @@ For each study of ``asktell.py``'s ``problem`` (driven by ``asktell.run_one``), 
 four picks among the full-budget target runs the method trained: the engine's answer
 (``best()``: the run whose last evaluations average highest, ``RunRecord.end_score``), the run
 with the highest final measured score (the engine's rule before e894fd9), the best
-confirmation run unless a search run beats it by
-more than two evaluation-noise standard deviations (``confirm_margin``; the noise estimated
-from the runs' last evaluations), and the best by its true (noise-free) score, an oracle's pick
-that bounds what any answer rule could do with those runs. Prints one line per study and the
+confirmation run unless a search run beats it by more than two evaluation-noise standard
+deviations (``confirm_margin``; the noise estimated from the runs' last evaluations), and the
+best by its true (noise-free) score, an oracle's pick that bounds what any answer rule could
+do with those runs. Prints one line per study and the
 means per method.
 """
 

@@ -180,7 +180,7 @@ class RunRecord:
             return self.score
         near = [v for s, v in sorted(self.curve)
                 if 3 * s >= 2 * self.steps_done and s < self.steps_done and math.isfinite(v)]
-        tail = [*near[-(END_EVALS - 1):], float(self.score)]
+        tail = [*near[max(0, len(near) - (END_EVALS - 1)):], float(self.score)]
         return sum(tail) / len(tail)
 
     def finished_at(self, model: str, steps: int) -> bool:

@@ -408,7 +408,7 @@ class Study:
             how = (f"best search run at the largest fidelity reached ({best.model}, "
                    f"{best.steps_done} steps); no confirmation on the target was run")
         assert best.score is not None
-        lucky = max(pool, key=lambda r: (self.ladder.index(r.model), r.steps_done, r.score or 0.0))
+        lucky = max(pool, key=lambda r: self._answer_key(r, final=True))
         if fallback is None and lucky.run_id != best.run_id and lucky.score is not None:
             end = self.sign * (best.end_score() or 0.0)
             how += (f"; ranked by the mean of the last evaluations ({end:.4g}), run "
@@ -462,11 +462,13 @@ class Study:
             return None
         return max(sound, key=self._answer_key)
 
-    def _answer_key(self, r: RunRecord) -> tuple[int, int, float]:
+    def _answer_key(self, r: RunRecord, final: bool = False) -> tuple[int, int, float]:
         """How ``best`` ranks runs: the largest model, then the most steps, then the mean of the
         run's last evaluations (``RunRecord.end_score``: the highest of several noisy final
-        scores is a lucky draw more often than the better configuration)."""
-        return (self.ladder.index(r.model), r.steps_done, r.end_score() or 0.0)
+        scores is a lucky draw more often than the better configuration); ``final``: by the
+        final score instead (what ``how`` compares the answer with)."""
+        last = r.score if final else r.end_score()
+        return (self.ladder.index(r.model), r.steps_done, last or 0.0)
 
     def effective_config(self, run_id: int) -> dict[str, Any]:
         """The configuration ``run_id`` was trained with, as the backend takes it: stored with
