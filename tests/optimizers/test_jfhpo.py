@@ -216,6 +216,22 @@ def test_confirm_ranks_by_the_predicted_target_score() -> None:
     assert abs(SPACE.encode(top[0])[0] - 0.8) < 0.2
 
 
+def test_confirm_puts_target_trained_configs_first_when_no_confirmation_can_be_paid() -> None:
+    _, view = drive_policy("ladder", n_iter=20)
+    held = {SPACE.key(r.config) for r in view.runs
+            if r.model == "target" and r.steps_done == STEPS.max_steps}
+    spent = sum(r.cost for r in view.runs)
+    opt = JFHPOOptimizer(FAST)
+    plenty = replace(view, budget_total=spent * 10, budget_spent=spent)
+    # the surrogate's favourite has a short target run only (its rise beats the full runs)
+    assert SPACE.key(opt.confirm(plenty, 1)[0]) not in held
+    per_run = plenty.cost.segment("target", STEPS.max_steps)
+    spent_out = replace(view, budget_total=spent + 0.5 * per_run, budget_spent=spent)
+    ranked = opt.confirm(spent_out, len(held) + 1)
+    assert {SPACE.key(c) for c in ranked[:len(held)]} == held
+    assert SPACE.key(ranked[-1]) not in held
+
+
 def test_initial_design_is_random_at_the_cheapest_fidelity() -> None:
     opt = JFHPOOptimizer({**FAST, "n_init": 3})
     runs: list[RunRecord] = []
