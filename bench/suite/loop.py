@@ -9,6 +9,7 @@ records after every decision what the method would recommend (``Optimizer.confir
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -146,8 +147,9 @@ class Trajectory:
     on demand (``confirm`` may fit a surrogate: only the decisions a budget needs are asked)."""
 
     def __init__(self, problem: Problem, optimizer: Optimizer | None, seed: int,
-                 snapshots: list[Snapshot], fixed: list[Point] | None = None) -> None:
-        self.problem, self.optimizer, self.seed = problem, optimizer, seed
+                 snapshots: list[Snapshot], fixed: list[Point] | None = None,
+                 budget: float = math.inf) -> None:
+        self.problem, self.optimizer, self.seed, self.budget = problem, optimizer, seed, budget
         self.snapshots = snapshots
         self._points: dict[int, Point] = dict(enumerate(fixed)) if fixed is not None else {}
         self.n = len(fixed) if fixed is not None else len(snapshots)
@@ -164,7 +166,8 @@ class Trajectory:
             view = StudyView(space=p.space, ladder=p.ladder, steps=p.steps, seed=self.seed,
                              objective=OBJECTIVE, runs=snap.runs, n_suggestions=snap.n,
                              transfer=measure_transfer(snap.runs, p.ladder, p.space),
-                             segment_costs=snap.costs, recipe=dict(p.recipe))
+                             segment_costs=snap.costs, recipe=dict(p.recipe),
+                             budget_total=self.budget, budget_spent=snap.spent)
             rec = self.optimizer.confirm(view, 1)
             if not rec:
                 self._points[i] = Point(snap.spent, None, False)
@@ -220,4 +223,4 @@ def trajectory(problem: Problem, optimizer: Optimizer, seed: int, budget: float,
     snaps = [loop.snapshot()]
     while loop.n < max_decisions and loop.step():
         snaps.append(loop.snapshot())
-    return Trajectory(problem, optimizer, seed, snaps)
+    return Trajectory(problem, optimizer, seed, snaps, budget=budget)

@@ -17,15 +17,17 @@ run there and ``recipe`` is the centre of the box.
 Budgets are in full target runs (the mean cost of one full-budget target run of the problem) and
 count everything: a method's answer at budget B is its recommendation (``confirm(view, 1)``) after
 the latest decision whose search spend plus one confirmation run on the target (none when the
-recommendation already has a full target run) fits in B. One trajectory per (problem, method,
-seed) is run to the largest budget and read at every budget. Regret = best truth of the problem
+recommendation already has a full target run) fits in B. A study is told its budget: methods whose
+decisions read it (``BUDGET_AWARE``: jfhpo and its ablations) run one trajectory per budget; the
+others, whose decisions never read it, run one trajectory to the largest budget, read at every
+budget (the same answers a trajectory per budget would give). Regret = best truth of the problem
 minus the truth of the answer (replay: mean over recorded training seeds on the target at the full
 budget; best over the recorded configurations).
 
 Efficiency: the compute a method needs until its answer reaches 95% of the way from the problem's
 worst to its best truth (for replay-tiny, whose worst is 0 accuracy, 95% of the best recorded
 target score), divided by random search's; median over seeds, a seed that never reaches it counts
-as infinite.
+as infinite. It reads every method's trajectory of the largest budget as it goes.
 
 Writes ``runs.csv`` (one row per problem, method, seed, budget), ``summary.csv``, ``ranks.csv``,
 ``efficiency.csv``, ``report.md`` and ``regret.png`` under ``--out``.
@@ -65,6 +67,10 @@ GRID = tuple(sorted({*BUDGETS, *(float(b) for b in range(1, 11))}))
 #: the default one
 FAST = {"n_candidates": 96, "fit_maxiter": 12, "max_points": 100}
 SPECIAL = ("recipe", "manual")
+#: optimizers whose decisions read the study's budget (``StudyView.budget_total``): each budget
+#: is its own study, told that budget, as a user runs one. The others never read it, so one
+#: trajectory to the largest budget, read at each, is the study of every budget
+BUDGET_AWARE = ("jfhpo",)
 
 
 def method_table(target: str) -> dict[str, dict[str, Any]]:
@@ -126,15 +132,21 @@ def run_task(problem_name: str, method: str, seed: int, recording: str | None,
     p = get_problem(problem_name, recording)
     spec = method_table(p.ladder.target.name)[method]
     t0 = time.perf_counter()
+    own: dict[float, Trajectory] = {}  # a budget-aware method's study of each budget
     if method == "recipe":
         traj = Trajectory(p, None, seed, [], fixed=[Point(0.0, dict(p.recipe), False)])
     elif method == "manual":
         traj = Trajectory(p, None, seed, [], fixed=manual_points(p))
     else:
-        opt = get_optimizer(spec["optimizer"])(spec["options"])
-        rules = build_rules({}) if spec["stopping"] else None
-        traj = trajectory(p, opt, seed, max(BUDGETS) * p.full_cost, rules, spec["reuse"],
-                          max_decisions)
+        def run(budget: float) -> Trajectory:
+            opt = get_optimizer(spec["optimizer"])(spec["options"])
+            rules = build_rules({}) if spec["stopping"] else None
+            return trajectory(p, opt, seed, budget * p.full_cost, rules, spec["reuse"],
+                              max_decisions)
+
+        traj = run(max(BUDGETS))
+        if spec["optimizer"] in BUDGET_AWARE:
+            own = {b: run(b) for b in BUDGETS if b < max(BUDGETS)}
     level = p.worst + 0.95 * (p.best - p.worst)
     rows = []
     reach = math.inf
@@ -143,9 +155,12 @@ def run_task(problem_name: str, method: str, seed: int, recording: str | None,
         if truth >= level and not math.isfinite(reach):
             reach = b
         if b in BUDGETS:
+            t = own.get(b, traj)
+            if t is not traj:
+                truth, used = t.result_at(b * p.full_cost)
             rows.append({"problem": problem_name, "method": method, "seed": seed, "budget": b,
                          "regret": round(p.best - truth, 6), "truth": round(truth, 6),
-                         "used_runs": round(used / p.full_cost, 3), "decisions": traj.n - 1})
+                         "used_runs": round(used / p.full_cost, 3), "decisions": t.n - 1})
     return {"rows": rows, "reach": reach, "seconds": time.perf_counter() - t0,
             "cpu": time.process_time() - c0, "problem": problem_name, "method": method, "seed": seed}
 
