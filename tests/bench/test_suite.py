@@ -145,3 +145,46 @@ def test_test_functions_reach_their_known_optimum_at_full_fidelity(name: str) ->
     assert p.truth(cfg) == pytest.approx(p.best, abs=1e-4)
     # a lower fidelity gives a different value (the fidelities matter)
     assert p.evaluate(cfg, "50k", 0, 10) != pytest.approx(p.truth(cfg), abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["random", "hyperband", "bohb", "dehb", "smac_mf",
+                                    "optuna_tpe_hyperband", "optuna_asha"])
+def test_methods_outside_budget_aware_answer_alike_whatever_budget_they_are_told(method: str) -> None:
+    """The suite reads one long trajectory at every budget for these methods: that is only the
+    study of each budget if their decisions never depend on the budget they are told."""
+    from jfhpo.optimizers.base import get_optimizer
+    from jfhpo.stopping.factory import build_rules
+
+    run = _load("run")
+    p = problems.make_problem("synthetic-b0.5")
+    spec = run.method_table(p.ladder.target.name)[method]
+    assert spec["optimizer"] not in run.BUDGET_AWARE
+
+    def answers(budget: float) -> list[tuple[float, float]]:
+        opt = get_optimizer(spec["optimizer"])(spec["options"])
+        rules = build_rules({}) if spec["stopping"] else None
+        traj = loop.trajectory(p, opt, 1, budget * p.full_cost, rules, spec["reuse"], 40)
+        return [traj.result_at(b * p.full_cost) for b in (1.5, 3.0)]
+
+    assert answers(3.0) == answers(10.0)
+
+
+def test_jfhpo_reads_the_budget_it_is_told() -> None:
+    """jfhpo plans with the budget (its verification and end-game), so the suite runs one study
+    per budget for it: told 3 target runs, its answer at 3 differs from a 10-run study's there
+    on some seed."""
+    from jfhpo.optimizers.base import get_optimizer
+    from jfhpo.stopping.factory import build_rules
+
+    run = _load("run")
+    assert "jfhpo" in run.BUDGET_AWARE
+    p = problems.make_problem("synthetic-b0.5")
+    differ = 0
+    for seed in range(2):
+        got = []
+        for budget in (3.0, 10.0):
+            opt = get_optimizer("jfhpo")({**run.FAST})
+            traj = loop.trajectory(p, opt, seed, budget * p.full_cost, build_rules({}), True, 40)
+            got.append(traj.result_at(3.0 * p.full_cost))
+        differ += got[0] != got[1]
+    assert differ
