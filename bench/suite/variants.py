@@ -28,8 +28,9 @@ from run import FAST, get_problem  # noqa: E402
 BUDGETS = (1.5, 3.0, 5.0, 10.0)
 
 
-def one(args: tuple[str, int, dict[str, Any], str | None]) -> tuple[str, dict[float, float]]:
-    """One trajectory's regret at every budget."""
+def one(args: tuple[str, int, dict[str, Any], str | None, tuple[float, ...]]
+        ) -> tuple[str, dict[float, float]]:
+    """One study per budget: its regret there."""
     import torch
     from loop import trajectory
 
@@ -37,10 +38,10 @@ def one(args: tuple[str, int, dict[str, Any], str | None]) -> tuple[str, dict[fl
     from jfhpo.stopping.factory import build_rules
 
     torch.set_num_threads(1)
-    problem, seed, options, recording = args
+    problem, seed, options, recording, budgets = args
     p = get_problem(problem, recording)
     out = {}
-    for b in BUDGETS:  # each budget its own study, told that budget (as the suite runs jfhpo)
+    for b in budgets:  # each budget its own study, told that budget (as the suite runs jfhpo)
         opt = get_optimizer("jfhpo")({**FAST, **options})
         traj = trajectory(p, opt, seed, b * p.full_cost, build_rules({}), True, 80)
         out[b] = p.best - traj.result_at(b * p.full_cost)[0]
@@ -55,14 +56,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="an option set for the jfhpo optimizer (repeatable)")
     ap.add_argument("--recording", default=None, help="replay recording (default: packaged)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--budgets", type=float, nargs="+", default=list(BUDGETS))
     args = ap.parse_args(argv)
     variants = [(v.partition("=")[0], json.loads(v.partition("=")[2] or "{}"))
                 for v in args.variant] or [("default", {})]
-    print(f"mean/worst regret at {', '.join(f'{b:g}' for b in BUDGETS)} target runs, "
+    budgets = tuple(args.budgets)
+    print(f"mean/worst regret at {', '.join(f'{b:g}' for b in budgets)} target runs, "
           f"{args.seeds} seeds")
     with ProcessPoolExecutor(args.workers) as pool:
         for name, options in variants:
-            jobs = [(p, s, options, args.recording) for p in args.problems for s in range(args.seeds)]
+            jobs = [(p, s, options, args.recording, budgets) for p in args.problems
+                    for s in range(args.seeds)]
             res: dict[str, list[dict[float, float]]] = {}
             for problem, regret in pool.map(one, jobs):
                 res.setdefault(problem, []).append(regret)
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 rs = res[problem]
                 cells.append(problem + " " + " ".join(
                     f"{sum(r[b] for r in rs) / len(rs):.3f}/{max(r[b] for r in rs):.2f}"
-                    for b in BUDGETS))
+                    for b in budgets))
             print(f"{name}: " + " | ".join(cells), flush=True)
     return 0
 

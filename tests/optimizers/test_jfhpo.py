@@ -263,6 +263,7 @@ def test_initial_design_is_random_at_the_cheapest_fidelity() -> None:
         ({"check_configs": 2}, "check_configs"),
         ({"check_after": 0}, "check_after"),
         ({"verify": "yes"}, "verify"),
+        ({"verify_margin": 3}, "verify_margin"),
         ({"anchor": "proxy"}, "anchor"),
         ({"target_search": "bracket"}, "target_search"),
         ({"neighbours": 1.0}, "neighbours"),
@@ -734,6 +735,11 @@ def test_the_last_target_run_the_search_can_pay_verifies_the_favourite() -> None
     sug = opt.suggest(last)
     assert isinstance(sug, Start) and (sug.model, sug.steps) == ("target", STEPS.max_steps)
     assert SPACE.key(sug.config) == SPACE.key(opt.confirm(last, 1)[0])
+    # a smaller verify_margin keeps the proxy search going until the budget left is closer to
+    # one target run
+    narrow = JFHPOOptimizer({**FAST, "check_after": 10, "target_below": 0, "verify_margin": 0.1})
+    assert narrow._last_verify(last) is None
+    assert isinstance(narrow._last_verify(at(1.05 * full)), Start)
     # with a recipe, its target run comes first (the yardstick, and the target's measured cost)
     assert opt._last_verify(at(1.2 * full, recipe=RECIPE)) is None
     first = opt.suggest(at(1.2 * full, recipe=RECIPE))

@@ -113,6 +113,7 @@ class JFHPOOptions:
     check_configs: int = 0
     check_after: int = 10
     verify: bool = True
+    verify_margin: float = 0.5
     anchor: str = "target"
     target_search: str = "asha"
     recipe_check: bool = True
@@ -186,6 +187,8 @@ class JFHPOOptions:
         need(isinstance(o.verify, bool), "verify", "must be true or false")
         need(is_int(o.check_after) and o.check_after >= 1, "check_after",
              "must be an integer >= 1")
+        need(is_num(o.verify_margin) and 0 <= o.verify_margin <= 2, "verify_margin",
+             "must be a number in [0, 2]")
         need(isinstance(o.finish, bool), "finish", "must be true or false")
         need(is_num(o.finish_margin) and 0 <= o.finish_margin <= 2, "finish_margin",
              "must be a number in [0, 2]")
@@ -1032,7 +1035,7 @@ class JFHPOOptimizer(Optimizer):
             # look like its last: a favourite of five 10-step proxy runs was verified at once)
             return None
         cost, left = view.cost.segment(target, full), view.ledger.left
-        if not cost <= left < 1.5 * cost:
+        if not cost <= left < (1.0 + self.opts.verify_margin) * cost:
             return None
         on_target = [r for r in view.runs if r.model == target and not r.failed]
         if any(r.busy for r in on_target):
