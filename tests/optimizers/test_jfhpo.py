@@ -17,7 +17,7 @@ import pytest
 
 from jfhpo.fidelity import ModelLadder, ModelRung, StepBudget
 from jfhpo.optimizers.base import OptimizerError, get_optimizer
-from jfhpo.optimizers.jfhpo import JFHPOOptimizer
+from jfhpo.optimizers.jfhpo import VERIFY_SLACK, JFHPOOptimizer
 from jfhpo.records import Extend, Phase, RunRecord, Start, StopReason
 from jfhpo.space import FloatParam, SearchSpace, learning_rate_param
 from jfhpo.transfer import measure_transfer
@@ -716,6 +716,36 @@ def test_without_a_learning_rate_a_spent_proxy_is_left_by_default() -> None:
     opt = JFHPOOptimizer({**FAST, "n_init": 3, "check_after": 3})
     assert opt.opts.spent_proxy == "auto"
     assert opt.search_models(view) == ["target"]
+
+
+def test_the_last_verification_leaves_room_only_where_a_neighbour_may_need_it() -> None:
+    rng = np.random.default_rng(3)  # ten proxy configurations and the recipe's target run
+    proxy = [run_to(SPACE.sample(rng), "small", STEPS.rungs()[0], i) for i in range(10)]
+    full = 10.0 * STEPS.max_steps  # one full-budget target run, in the views' cost units
+    opt = JFHPOOptimizer({**FAST, "check_after": 10})
+
+    def view_at(left: float, recipe: dict[str, Any]) -> StudyView:
+        runs = [*proxy, run_to(recipe, "target", STEPS.max_steps, len(proxy))]
+        spent = sum(r.cost for r in runs)
+        return make_view(runs, len(runs), budget_total=spent + left, budget_spent=spent,
+                         recipe=recipe)
+
+    # a recipe whose learning rate is the range's lowest: the favourite's is above it, where a
+    # run that trained on a proxy may diverge on the target, so the room stays (0.5 run)
+    low = {"lr": 1e-7, "clip": 0.2}
+    pick = opt.confirm(view_at(1.3 * full, low), 1)[0]
+    assert pick["lr"] > low["lr"]
+    assert opt._verify_room(view_at(1.3 * full, low), pick) == opt.opts.verify_margin
+    assert isinstance(opt._last_verify(view_at(1.3 * full, low)), Start)
+    # a recipe at the range's highest learning rate: no divergence to make room for, so the
+    # proxy search goes on until the budget left is within VERIFY_SLACK of one target run
+    high = {"lr": 1e-4, "clip": 0.2}
+    assert opt._verify_room(view_at(1.3 * full, high), pick) == VERIFY_SLACK
+    assert opt._last_verify(view_at(1.3 * full, high)) is None
+    assert isinstance(opt._last_verify(view_at(1.05 * full, high)), Start)
+    # without the neighbours nothing needs the room either
+    plain = JFHPOOptimizer({**FAST, "check_after": 10, "neighbours": 0})
+    assert plain._verify_room(view_at(1.3 * full, low), pick) == VERIFY_SLACK
 
 
 def test_the_last_target_run_the_search_can_pay_verifies_the_favourite() -> None:

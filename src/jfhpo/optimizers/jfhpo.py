@@ -82,6 +82,9 @@ _DESIGNS = ("auto", "lhs", "random")
 _SPENT = ("auto", "leave", "stay")
 #: a learning rate within this factor of one that diverged on the target counts as diverging
 DIVERGENCE_MARGIN = 3.0
+#: the last verification's room beyond its own run (in target runs) where nothing needs more:
+#: the cost model's error on one target run
+VERIFY_SLACK = 0.1
 
 
 @dataclass(frozen=True)
@@ -1046,7 +1049,30 @@ class JFHPOOptimizer(Optimizer):
         key = view.space.key(pick[0])
         if any(view.space.key(r.config) == key for r in on_target):
             return None
+        if left >= (1.0 + self._verify_room(view, pick[0])) * cost:
+            return None  # the proxy search goes on: nothing needs the room
         return Start(config=dict(pick[0]), model=target, steps=full)
+
+    def _verify_room(self, view: StudyView, config: Mapping[str, Any]) -> float:
+        """How much budget beyond its own run, in target runs, the last verification of
+        ``config`` leaves: ``verify_margin`` where a refuted proxy would leave the recipe's
+        learning-rate neighbour to train (a recipe, ``neighbours`` on, and ``config``'s learning
+        rate above the recipe's, the side where a run that trained on a proxy diverges on a
+        bigger model); else only ``VERIFY_SLACK`` for the cost model's error, and the proxy
+        search gets the rest. Why: the room is for a verification that diverges (stopped
+        within a fifth of a run) and the neighbour's full run after it; where neither can
+        happen (no learning rate in the space, a favourite whose learning rate is at or below
+        the recipe's) the proxy search's last half run is worth more (measured on the suite at
+        3 target runs, docs/optimizer.md "The last verification"). Without a recipe the margin
+        stays: the neighbours are then those of a verification that passed."""
+        recipe, lr = self._recipe(view), learning_rate_param(view.space)
+        margin = self.opts.verify_margin
+        if recipe is None:
+            return margin
+        if (self.opts.neighbours == 0 or lr is None
+                or float(config[lr.name]) <= float(recipe[lr.name])):
+            return min(VERIFY_SLACK, margin)
+        return margin
 
     def _lr_ceiling(self, view: StudyView) -> float | None:
         """The smallest learning rate that diverged on the target (a run there that a stopping
