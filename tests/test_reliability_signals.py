@@ -16,11 +16,20 @@ from tests.conftest import cli
 from tests.test_reliability_concurrency import _study, check_invariants
 
 
+def _terminal_signals() -> None:
+    """In the child before it runs: Ctrl-C as a terminal's foreground job has it. A shell's
+    background job (``cmd &`` without job control, as CI scripts may start the tests) ignores
+    SIGINT, and an ignored SIGINT is inherited: Python then installs no handler, and the
+    study would run to its end."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # a session of its own: its process group stands for a terminal's foreground job
     proc = subprocess.Popen([sys.executable, "-m", "jfhpo", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+                            preexec_fn=_terminal_signals)
     assert proc.stdout is not None
     assert proc.stdout.readline().startswith("study folder:")
     time.sleep(2.0)  # workers started and segments running
