@@ -1318,9 +1318,7 @@ class JFHPOOptimizer(Optimizer):
         target, full = view.ladder.target.name, view.steps.max_steps
         if view.budget_left >= view.cost.segment(target, full):
             return everyone
-        trained = {view.space.key(r.config) for r in view.runs
-                   if r.model == target and not r.failed and not r.busy and r.stopped is None
-                   and r.steps_done >= full}
+        trained = {view.space.key(r.config) for r in view.runs if r.finished_at(target, full)}
         held = [view.space.key(c) in trained for c in configs]
         return held if any(held) else everyone
 
